@@ -1,0 +1,52 @@
+"""sessionstore: durable conversation sessions for AI agents, in the database you already run."""
+
+from .cleanup import CleanupResult
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    EventTooLargeError,
+    InvalidArgumentError,
+    InvalidCursorError,
+    InvalidEventError,
+    InvalidKeyError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    SessionStoreError,
+    StateValueError,
+)
+from .factory import open_service
+from .keys import Key, UserKey
+from .memory import InMemorySessionService
+from .options import ServiceOptions
+from .service import SessionService
+from .state import DELETE
+from .types import Event, Session, SessionPage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DELETE",
+    "CleanupResult",
+    "ConfigurationError",
+    "ConflictError",
+    "Event",
+    "EventTooLargeError",
+    "InMemorySessionService",
+    "InvalidArgumentError",
+    "InvalidCursorError",
+    "InvalidEventError",
+    "InvalidKeyError",
+    "Key",
+    "SchemaError",
+    "ServiceOptions",
+    "Session",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "SessionPage",
+    "SessionService",
+    "SessionStoreError",
+    "StateValueError",
+    "UserKey",
+    "open_service",
+]

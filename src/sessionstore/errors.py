@@ -1,0 +1,60 @@
+"""Typed errors. Everything the library raises on purpose derives from SessionStoreError."""
+
+from __future__ import annotations
+
+
+class SessionStoreError(Exception):
+    """Base class of every error sessionstore raises on purpose."""
+
+
+class InvalidKeyError(SessionStoreError, ValueError):
+    """An app name, user id, session id or state key is empty, too long or has control characters."""
+
+
+class SessionNotFoundError(SessionStoreError):
+    """The addressed session does not exist (or is expired or deleted)."""
+
+
+class SessionExistsError(SessionStoreError):
+    """create_session was given the id of a session that is still active."""
+
+
+class ConflictError(SessionStoreError):
+    """append_event(expected_version=v) found that another write landed since version v."""
+
+    def __init__(self, message: str, *, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class StateValueError(SessionStoreError, ValueError):
+    """A state value is not a JSON value (or a state key is malformed). Names the key."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class InvalidEventError(SessionStoreError, ValueError):
+    """An event field is malformed: content or metadata not JSON, bad id, naive timestamp."""
+
+
+class EventTooLargeError(InvalidEventError):
+    """The serialised event is larger than the service's max_event_bytes."""
+
+
+class SchemaError(SessionStoreError):
+    """The database schema is missing or at the wrong version; the message says how to fix it."""
+
+
+class InvalidArgumentError(SessionStoreError, ValueError):
+    """A method argument other than a key is out of range (a limit, event_num, a naive datetime)."""
+
+
+class InvalidCursorError(InvalidArgumentError):
+    """list_sessions was given a cursor it did not produce."""
+
+
+class ConfigurationError(SessionStoreError, ValueError):
+    """open_service was given a URL or option it cannot use."""

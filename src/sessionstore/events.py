@@ -1,0 +1,105 @@
+"""Checking an Event before it is stored, and the rules that apply to it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import jsonvalue
+from .errors import EventTooLargeError, InvalidEventError
+from .keys import check_identifier
+from .state import DELETE, ScopedDelta, split_delta, strip_temp
+from .types import Event
+
+MAX_LABEL_LENGTH = 255
+"""Longest author, invocation_id or branch, in code points."""
+
+
+@dataclass(slots=True)
+class PreparedEvent:
+    """An event that passed every check: UTC timestamp, temp keys stripped, delta routed."""
+
+    event: Event
+    scoped: ScopedDelta
+    size: int
+
+
+def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
+    """Validate `event` and return what a backend stores; raise a typed error otherwise.
+
+    The returned event is a fresh object: later changes to the caller's event
+    (or its dicts) never reach the store.
+    """
+    if not isinstance(event, Event):
+        raise InvalidEventError(f"expected an Event, got {type(event).__name__}")
+    check_identifier(event.id, "event id", error=InvalidEventError)
+    check_identifier(event.author, "event author", error=InvalidEventError, max_length=MAX_LABEL_LENGTH)
+    for name in ("invocation_id", "branch"):
+        value = getattr(event, name)
+        if value is not None:
+            check_identifier(value, f"event {name}", error=InvalidEventError, max_length=MAX_LABEL_LENGTH)
+    if type(event.partial) is not bool:
+        raise InvalidEventError("event partial must be a bool")
+    timestamp = _utc(event.timestamp)
+    if not isinstance(event.metadata, dict):
+        raise InvalidEventError("event metadata must be a dict")
+    content = _checked_json("content", event.content)
+    metadata = _checked_json("metadata", event.metadata)
+    scoped = split_delta(event.state_delta)
+    persisted_delta = strip_temp(event.state_delta)
+    size = _size(content, metadata, persisted_delta)
+    if size > max_event_bytes:
+        raise EventTooLargeError(
+            f"event {event.id} is {size} bytes serialised; max_event_bytes is {max_event_bytes}"
+        )
+    stored = dataclasses.replace(
+        event,
+        content=jsonvalue.copy_json(content),
+        metadata=jsonvalue.copy_json(metadata),
+        state_delta=copy_delta(persisted_delta),
+        timestamp=timestamp,
+        seq=None,
+    )
+    return PreparedEvent(event=stored, scoped=scoped, size=size)
+
+
+def copy_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if v is DELETE else jsonvalue.copy_json(v)) for k, v in delta.items()}
+
+
+def copy_event(event: Event) -> Event:
+    """A deep copy, so that callers never share dicts with stored data."""
+    return dataclasses.replace(
+        event,
+        content=jsonvalue.copy_json(event.content),
+        metadata=jsonvalue.copy_json(event.metadata),
+        state_delta=copy_delta(event.state_delta),
+    )
+
+
+def _utc(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidEventError("event timestamp must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidEventError("event timestamp must be timezone-aware (naive datetimes are ambiguous)")
+    return value.astimezone(timezone.utc)
+
+
+def _checked_json(field_name: str, value: Any) -> Any:
+    try:
+        jsonvalue.check_json(value)
+    except jsonvalue.NotJSONError as exc:
+        raise InvalidEventError(f"event {field_name} is not JSON: {exc}") from None
+    return value
+
+
+def _size(content: Any, metadata: Any, delta: dict[str, Any]) -> int:
+    set_values = {k: v for k, v in delta.items() if v is not DELETE}
+    return (
+        len(jsonvalue.dumps(content))
+        + len(jsonvalue.dumps(metadata))
+        + len(jsonvalue.dumps(set_values))
+        + sum(len(k) for k, v in delta.items() if v is DELETE)
+    )

@@ -1,0 +1,71 @@
+"""What counts as a JSON value here, and how it is serialised.
+
+A JSON value is None, bool, int (signed 64-bit, what every backend stores
+exactly), finite float, str, list/tuple of JSON values, or dict with str keys
+and JSON values. NaN and infinities are not JSON. orjson would quietly turn
+them into null, so values are walked before they are serialised.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+_MAX_DEPTH = 256
+
+
+class NotJSONError(ValueError):
+    """Internal: says where in a value the non-JSON part is; callers re-raise a typed error."""
+
+
+def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
+    """Raise NotJSONError naming the path of the first part of `value` that is not JSON."""
+    if value is None or value is True or value is False or type(value) is str:
+        return
+    kind = type(value)
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise NotJSONError(f"{path}: integer {value} is outside the signed 64-bit range")
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise NotJSONError(f"{path}: {value!r} is not a JSON number")
+        return
+    if depth >= _MAX_DEPTH:
+        raise NotJSONError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise NotJSONError(f"{path}: object key {key!r} is not a str")
+            check_json(item, f"{path}.{key}", depth + 1)
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            check_json(item, f"{path}[{index}]", depth + 1)
+        return
+    raise NotJSONError(f"{path}: {kind.__name__} is not a JSON value")
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise an already checked JSON value."""
+    return orjson.dumps(value)
+
+
+def dumps_str(value: Any) -> str:
+    """Serialise to str: the form SQLAlchemy's JSON types hand to drivers."""
+    return orjson.dumps(value).decode()
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value (a round trip through orjson is faster than copy.deepcopy)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return orjson.loads(orjson.dumps(value))

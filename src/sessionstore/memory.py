@@ -1,0 +1,259 @@
+"""InMemorySessionService: the whole contract, in process memory, for tests and development.
+
+Every operation runs without awaiting in the middle, so on one event loop it
+is atomic: many concurrent tasks appending to one session all land, in order.
+Stored data is copied in and out; callers never share dicts with the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from time import perf_counter
+from typing import Any
+
+from . import jsonvalue
+from .cleanup import CleanupResult
+from .cursor import Cursor
+from .errors import ConflictError, SessionExistsError, SessionNotFoundError
+from .events import PreparedEvent, copy_delta, copy_event
+from .keys import Key, UserKey
+from .options import ServiceOptions, expiry
+from .service import SessionService
+from .state import DELETE, ScopedDelta, apply_delta, merged_view
+from .types import Event, Session
+
+
+@dataclass(slots=True)
+class _Cell:
+    """One app- or user-state key."""
+
+    value: Any
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class _StoredSession:
+    incarnation: int
+    state: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    version: int = 0
+    last_seq: int = 0
+    events: list[Event] = field(default_factory=list)
+    event_ids: dict[str, Event] = field(default_factory=dict)
+
+
+def _alive(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is None or expires_at > now
+
+
+class InMemorySessionService(SessionService):
+    """The contract in memory. Data lives as long as the object does."""
+
+    def __init__(self, options: ServiceOptions | None = None) -> None:
+        super().__init__(options)
+        self._sessions: dict[Key, _StoredSession] = {}
+        self._tombstones: list[tuple[datetime, _StoredSession]] = []
+        self._app_state: dict[str, dict[str, _Cell]] = {}
+        self._user_state: dict[UserKey, dict[str, _Cell]] = {}
+        self._incarnations = itertools.count(1)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _create_session(self, key: Key, scoped: ScopedDelta, now: datetime) -> Session:
+        if self._active(key, now) is not None:
+            raise SessionExistsError(f"session {key.session_id!r} already exists")
+        self._retire(key, now)
+        stored = _StoredSession(
+            incarnation=next(self._incarnations),
+            state=jsonvalue.copy_json(scoped.session),
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(now, self.options.session_ttl),
+        )
+        self._sessions[key] = stored
+        self._apply_shared(scoped, key.app_name, key.user_id, now)
+        return self._view(key, stored, [], now)
+
+    async def _get_session(
+        self, key: Key, limit: int, after: datetime | None, now: datetime
+    ) -> Session | None:
+        stored = self._active(key, now)
+        if stored is None:
+            return None
+        if self.options.refresh_on_read:
+            stored.expires_at = expiry(now, self.options.session_ttl)
+        events = stored.events
+        if after is not None:
+            events = [e for e in events if e.timestamp >= after]
+        events = events[-limit:] if limit else []
+        return self._view(key, stored, events, now)
+
+    async def _list_sessions(
+        self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime
+    ) -> list[Session]:
+        rows = [
+            (stored.updated_at, key.session_id, key, stored)
+            for key, stored in self._sessions.items()
+            if key.app_name == user_key.app_name
+            and key.user_id == user_key.user_id
+            and _alive(stored.expires_at, now)
+            and (after is None or (stored.updated_at, key.session_id) < after.sort_key())
+        ]
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        return [self._view(key, stored, [], now) for _, _, key, stored in rows[:limit]]
+
+    async def _delete_session(self, key: Key, now: datetime) -> None:
+        self._retire(key, now)
+
+    # ------------------------------------------------------------------ events
+
+    async def _append_event(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> tuple[Event, int, bool]:
+        stored = self._active(key, now)
+        if stored is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        duplicate = stored.event_ids.get(prepared.event.id)
+        if duplicate is not None:
+            return copy_event(duplicate), stored.version, True
+        if expected_version is not None and expected_version != stored.version:
+            raise ConflictError(
+                f"session {key.session_id!r} is at version {stored.version}, not {expected_version}",
+                expected=expected_version,
+                actual=stored.version,
+            )
+        stored.last_seq += 1
+        event = prepared.event
+        event.seq = stored.last_seq
+        stored.events.append(event)
+        stored.event_ids[event.id] = event
+        self._trim(stored)
+        apply_delta(stored.state, copy_delta(prepared.scoped.session))
+        self._apply_shared(prepared.scoped, key.app_name, key.user_id, now)
+        self._touch(stored, now)
+        return copy_event(event), stored.version, False
+
+    # ------------------------------------------------------------------ state
+
+    async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
+        stored = self._active(key, now)
+        if stored is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        apply_delta(stored.state, copy_delta(scoped.session))
+        self._apply_shared(scoped, key.app_name, key.user_id, now)
+        self._touch(stored, now)
+
+    async def _update_shared_state(
+        self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime
+    ) -> None:
+        self._apply_shared(scoped, app_name, user_id, now)
+
+    async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
+        return _live_values(self._app_state.get(app_name), now)
+
+    async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]:
+        return _live_values(self._user_state.get(user_key), now)
+
+    # ------------------------------------------------------------------ cleanup
+
+    async def cleanup(self, *, dry_run: bool = False) -> CleanupResult:
+        started = perf_counter()
+        now = self._now()
+        result = CleanupResult(dry_run=dry_run)
+        for key, stored in list(self._sessions.items()):
+            if not _alive(stored.expires_at, now):
+                result.sessions_expired += 1
+                result.events_removed += len(stored.events)
+                if not dry_run:
+                    self._retire(key, now)
+        result.app_state_expired = _expire_cells(self._app_state.values(), now, dry_run)
+        result.user_state_expired = _expire_cells(self._user_state.values(), now, dry_run)
+        horizon = now - self.options.tombstone_retention
+        purgeable = bisect.bisect_right([t for t, _ in self._tombstones], horizon)
+        result.tombstones_purged = purgeable
+        if not dry_run:
+            del self._tombstones[:purgeable]
+        result.seconds = perf_counter() - started
+        return result
+
+    # ------------------------------------------------------------------ internals
+
+    def _active(self, key: Key, now: datetime) -> _StoredSession | None:
+        stored = self._sessions.get(key)
+        if stored is None or not _alive(stored.expires_at, now):
+            return None
+        return stored
+
+    def _retire(self, key: Key, now: datetime) -> None:
+        """Remove whatever row holds `key` (active or expired), keeping a tombstone if soft_delete."""
+        stored = self._sessions.pop(key, None)
+        if stored is not None and self.options.soft_delete:
+            self._tombstones.append((now, stored))
+
+    def _touch(self, stored: _StoredSession, now: datetime) -> None:
+        stored.version += 1
+        stored.updated_at = now
+        stored.expires_at = expiry(now, self.options.session_ttl)
+
+    def _trim(self, stored: _StoredSession) -> None:
+        excess = len(stored.events) - self.options.event_limit
+        if excess > 0:
+            for old in stored.events[:excess]:
+                del stored.event_ids[old.id]
+            del stored.events[:excess]
+
+    def _apply_shared(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        if scoped.app:
+            cells = self._app_state.setdefault(app_name, {})
+            _apply_cells(cells, scoped.app, expiry(now, self.options.app_state_ttl))
+        if scoped.user and user_id is not None:
+            cells = self._user_state.setdefault(UserKey(app_name, user_id), {})
+            _apply_cells(cells, scoped.user, expiry(now, self.options.user_state_ttl))
+
+    def _view(self, key: Key, stored: _StoredSession, events: list[Event], now: datetime) -> Session:
+        state = merged_view(
+            stored.state,
+            _live_values(self._app_state.get(key.app_name), now, copy=False),
+            _live_values(self._user_state.get(key.user_key), now, copy=False),
+        )
+        return Session(
+            id=key.session_id,
+            app_name=key.app_name,
+            user_id=key.user_id,
+            state=jsonvalue.copy_json(state),
+            events=[copy_event(e) for e in events],
+            version=stored.version,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+        )
+
+
+def _apply_cells(cells: dict[str, _Cell], delta: dict[str, Any], expires_at: datetime | None) -> None:
+    for name, value in delta.items():
+        if value is DELETE:
+            cells.pop(name, None)
+        else:
+            cells[name] = _Cell(jsonvalue.copy_json(value), expires_at)
+
+
+def _live_values(cells: dict[str, _Cell] | None, now: datetime, *, copy: bool = True) -> dict[str, Any]:
+    if not cells:
+        return {}
+    live = {name: cell.value for name, cell in cells.items() if _alive(cell.expires_at, now)}
+    return jsonvalue.copy_json(live) if copy else live
+
+
+def _expire_cells(scopes: Any, now: datetime, dry_run: bool) -> int:
+    """Drop expired state keys (unless dry_run); return how many there were."""
+    expired = 0
+    for cells in scopes:
+        for name in [n for n, cell in cells.items() if not _alive(cell.expires_at, now)]:
+            expired += 1
+            if not dry_run:
+                del cells[name]
+    return expired

@@ -1,0 +1,60 @@
+"""Service options shared by every backend, checked once when the service is opened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from .errors import ConfigurationError
+from .types import utcnow
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """Behaviour knobs common to all backends. TTLs of None mean "never expires"."""
+
+    event_limit: int = 1000
+    max_event_bytes: int = 1024 * 1024
+    session_ttl: timedelta | None = None
+    app_state_ttl: timedelta | None = None
+    user_state_ttl: timedelta | None = None
+    refresh_on_read: bool = False
+    soft_delete: bool = True
+    tombstone_retention: timedelta = timedelta(days=7)
+    cleanup_interval: timedelta | None = timedelta(minutes=5)
+    cleanup_batch_size: int = 1000
+    clock: Clock = utcnow
+
+    def __post_init__(self) -> None:
+        for name in ("event_limit", "max_event_bytes", "cleanup_batch_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+        for name in ("session_ttl", "app_state_ttl", "user_state_ttl", "cleanup_interval"):
+            _check_duration(name, getattr(self, name), optional=True)
+        _check_duration("tombstone_retention", self.tombstone_retention, optional=False)
+        if not callable(self.clock):
+            raise ConfigurationError("clock must be a callable returning an aware datetime")
+
+    @classmethod
+    def split(cls, options: dict) -> tuple[ServiceOptions, dict]:
+        """Take this class's fields out of `options`; return them and what is left."""
+        names = {f.name for f in fields(cls)}
+        mine = {k: options.pop(k) for k in list(options) if k in names}
+        return cls(**mine), options
+
+
+def _check_duration(name: str, value: object, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        never = " or None" if optional else ""
+        raise ConfigurationError(f"{name} must be a positive timedelta{never}, got {value!r}")
+
+
+def expiry(now: datetime, ttl: timedelta | None) -> datetime | None:
+    """When a row written at `now` expires, or None if it never does."""
+    return None if ttl is None else now + ttl

@@ -1,0 +1,305 @@
+"""The service contract every backend implements, with the input checks they share.
+
+Public methods validate their arguments here, once, so that every backend
+rejects bad input with the same typed error before touching storage. The
+storage work is in the abstract ``_``-methods each backend provides.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .cursor import Cursor
+from .errors import InvalidArgumentError, InvalidKeyError
+from .events import PreparedEvent, copy_event, prepare_event
+from .keys import Key, UserKey, check_identifier
+from .options import ServiceOptions
+from .state import (
+    DELETE,
+    ScopedDelta,
+    apply_delta,
+    check_bare_delta,
+    check_state_key,
+    split_delta,
+    split_initial_state,
+)
+from .types import Event, Session, SessionPage, new_id
+
+log = logging.getLogger("sessionstore")
+
+MAX_PAGE_SIZE = 1000
+
+
+class SessionService(abc.ABC):
+    """Durable sessions, events and app/user/session state behind one async interface.
+
+    Use as ``async with svc:`` (starts and stops the background cleanup job),
+    or call ``await svc.start()`` and ``await svc.close()`` yourself.
+    """
+
+    def __init__(self, options: ServiceOptions | None = None) -> None:
+        self.options = options or ServiceOptions()
+        self._cleanup_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> SessionService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Prepare the backend and start the periodic cleanup job (if cleanup_interval is set)."""
+        await self._start()
+        interval = self.options.cleanup_interval
+        if interval is not None and self._cleanup_task is None:
+            self._cleanup_task = asyncio.create_task(
+                self._cleanup_loop(interval.total_seconds()), name="sessionstore-cleanup"
+            )
+
+    async def close(self) -> None:
+        """Stop background work and release resources. Safe to call twice."""
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await self._close()
+
+    async def _cleanup_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.cleanup()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("sessionstore cleanup round failed")
+
+    # ------------------------------------------------------------------ sessions
+
+    async def create_session(self, key: Key, state: Mapping[str, Any] | None = None) -> Session:
+        """Create a session. An empty ``key.session_id`` generates one (uuid4 hex).
+
+        ``state`` is a delta like an event's: ``app:``/``user:`` keys update the
+        shared scopes, ``temp:`` keys are dropped. Raises SessionExistsError if
+        the id is taken by an active session (expired or deleted ids are reusable).
+        """
+        key = _key(key)
+        if not key.session_id:
+            key = Key(key.app_name, key.user_id, new_id())
+        scoped = split_initial_state(state)
+        return await self._create_session(key, scoped, self._now())
+
+    async def get_session(
+        self,
+        key: Key,
+        *,
+        event_num: int | None = None,
+        after: datetime | None = None,
+    ) -> Session | None:
+        """Read a session with its merged state and newest events, or None if it is not active.
+
+        ``event_num=N`` keeps the newest N events, ``after=t`` those with
+        timestamp >= t; both: the newest N of those. Never more than event_limit.
+        """
+        key = _key(key).require_session_id()
+        limit = self.options.event_limit
+        if event_num is not None:
+            if type(event_num) is not int or event_num < 0:
+                raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")
+            limit = min(limit, event_num)
+        if after is not None:
+            after = _aware(after, "after")
+        return await self._get_session(key, limit, after, self._now())
+
+    async def list_sessions(
+        self,
+        user_key: UserKey,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of a user's sessions, most recently updated first, without events.
+
+        Pass ``page.next_cursor`` back to get the next page; it is None on the last one.
+        """
+        user_key = _user_key(user_key)
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+        after = Cursor.decode(cursor) if cursor is not None else None
+        sessions = await self._list_sessions(user_key, limit + 1, after, self._now())
+        if len(sessions) <= limit:
+            return SessionPage(sessions, None)
+        sessions = sessions[:limit]
+        last = sessions[-1]
+        return SessionPage(sessions, Cursor(last.updated_at, last.id).encode())
+
+    async def delete_session(self, key: Key) -> None:
+        """Delete a session and its events. Deleting a missing session does nothing."""
+        key = _key(key).require_session_id()
+        await self._delete_session(key, self._now())
+
+    # ------------------------------------------------------------------ events
+
+    async def append_event(
+        self,
+        session: Session,
+        event: Event,
+        *,
+        expected_version: int | None = None,
+    ) -> Event:
+        """Store ``event`` in ``session`` and apply its state delta, in one transaction.
+
+        Returns the stored event (with ``seq``). Partial events are neither
+        stored nor applied. An event whose id is already stored in the session
+        is not stored again: the stored one is returned. With
+        ``expected_version`` set, raises ConflictError if the session's
+        version moved on since. ``session`` (the caller's object) gets the
+        event, the delta (temp: keys included) and the new version once the
+        write has committed.
+        """
+        if not isinstance(session, Session):
+            raise InvalidKeyError(f"append_event needs a Session, got {type(session).__name__}")
+        key = Key(session.app_name, session.user_id, session.id).require_session_id()
+        if expected_version is not None and (type(expected_version) is not int or expected_version < 0):
+            raise InvalidArgumentError(f"expected_version must be an int >= 0, got {expected_version!r}")
+        prepared = prepare_event(event, self.options.max_event_bytes)
+        if event.partial:
+            return copy_event(prepared.event)
+        now = self._now()
+        stored, version, duplicate = await self._append_event(key, prepared, expected_version, now)
+        if not duplicate or all(e.id != stored.id for e in session.events):
+            session.events.append(copy_event(stored))
+            apply_delta(session.state, event.state_delta)
+        session.version = max(session.version, version)
+        if not duplicate:
+            session.updated_at = now
+        return stored
+
+    # ------------------------------------------------------------------ state
+
+    async def update_session_state(self, key: Key, delta: Mapping[str, Any]) -> None:
+        """Apply a state delta to a session without an event (app:/user: keys route as usual).
+
+        Raises SessionNotFoundError if the session is not active. Bumps the version.
+        """
+        key = _key(key).require_session_id()
+        scoped = split_delta(delta)
+        await self._update_session_state(key, scoped, self._now())
+
+    async def update_app_state(self, app_name: str, delta: Mapping[str, Any]) -> None:
+        """Apply a delta of bare keys to the app's shared state."""
+        check_identifier(app_name, "app_name")
+        await self._update_shared_state(ScopedDelta(app=check_bare_delta(delta)), app_name, None, self._now())
+
+    async def list_app_state(self, app_name: str) -> dict[str, Any]:
+        """The app's shared state, bare keys (a session read shows them as ``app:<key>``)."""
+        check_identifier(app_name, "app_name")
+        return await self._list_app_state(app_name, self._now())
+
+    async def delete_app_state(self, app_name: str, key: str) -> None:
+        """Remove one key of the app's shared state (no-op if absent)."""
+        check_identifier(app_name, "app_name")
+        delta = {check_state_key(key): DELETE}
+        await self._update_shared_state(ScopedDelta(app=delta), app_name, None, self._now())
+
+    async def update_user_state(self, user_key: UserKey, delta: Mapping[str, Any]) -> None:
+        """Apply a delta of bare keys to the user's state, shared by all their sessions."""
+        user_key = _user_key(user_key)
+        scoped = ScopedDelta(user=check_bare_delta(delta))
+        await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
+
+    async def list_user_state(self, user_key: UserKey) -> dict[str, Any]:
+        """The user's state, bare keys (a session read shows them as ``user:<key>``)."""
+        user_key = _user_key(user_key)
+        return await self._list_user_state(user_key, self._now())
+
+    async def delete_user_state(self, user_key: UserKey, key: str) -> None:
+        """Remove one key of the user's state (no-op if absent)."""
+        user_key = _user_key(user_key)
+        scoped = ScopedDelta(user={check_state_key(key): DELETE})
+        await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self) -> datetime:
+        return self.options.clock()
+
+    # ------------------------------------------------------------------ backend work
+
+    async def _start(self) -> None:
+        """Prepare the backend (connect, check the schema). Default: nothing."""
+
+    async def _close(self) -> None:
+        """Release the backend's resources. Default: nothing."""
+
+    @abc.abstractmethod
+    async def cleanup(self, *, dry_run: bool = False) -> Any:
+        """Run one cleanup round now (expire, trim, purge); returns what it removed."""
+
+    @abc.abstractmethod
+    async def _create_session(self, key: Key, scoped: ScopedDelta, now: datetime) -> Session: ...
+
+    @abc.abstractmethod
+    async def _get_session(
+        self, key: Key, limit: int, after: datetime | None, now: datetime
+    ) -> Session | None: ...
+
+    @abc.abstractmethod
+    async def _list_sessions(
+        self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime
+    ) -> list[Session]: ...
+
+    @abc.abstractmethod
+    async def _delete_session(self, key: Key, now: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def _append_event(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> tuple[Event, int, bool]:
+        """Store the event; return (stored event, session version after, was it a duplicate)."""
+
+    @abc.abstractmethod
+    async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def _update_shared_state(
+        self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime
+    ) -> None:
+        """Apply scoped.app to the app's state and scoped.user to (app_name, user_id)'s."""
+
+    @abc.abstractmethod
+    async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]: ...
+
+
+def _key(key: object) -> Key:
+    if not isinstance(key, Key):
+        raise InvalidKeyError(f"expected a Key, got {type(key).__name__}")
+    return key
+
+
+def _user_key(user_key: object) -> UserKey:
+    if isinstance(user_key, Key):  # a session's Key addresses its user too
+        return user_key.user_key
+    if not isinstance(user_key, UserKey):
+        raise InvalidKeyError(f"expected a UserKey, got {type(user_key).__name__}")
+    return user_key
+
+
+def _aware(value: object, name: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgumentError(f"{name} must be a timezone-aware datetime")
+    return value
