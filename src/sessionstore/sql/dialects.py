@@ -1,0 +1,234 @@
+"""Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB, in one place.
+
+The service and the migrations ask a DialectRules object for the piece they
+need (an upsert, a row lock, the "one active row" unique index, a named
+database lock) instead of branching on the dialect name themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, Computed, Index, Integer, Table, event, text
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
+
+WRITE_OPTION = "sessionstore_write"
+"""Execution option marking a connection that will write (SQLite begins it IMMEDIATE)."""
+
+
+class DialectRules:
+    """The base: what PostgreSQL, MySQL and SQLite do alike. Subclasses override the rest."""
+
+    name = ""
+    async_driver = ""
+    sync_drivers: tuple[str, ...] = ()
+    json_forbids_nul = False
+    supports_returning_update = True
+
+    # ---- engine
+
+    def engine_options(self) -> dict[str, Any]:
+        return {}
+
+    def install_hooks(self, engine: AsyncEngine) -> None:
+        """Connection-level setup (pragmas, transaction style)."""
+
+    # ---- schema
+
+    def add_active_unique(self, table: Table, columns: Sequence[str]) -> None:
+        """Keep one row with deleted_at IS NULL per natural key: a partial unique index."""
+        active = table.c.deleted_at.is_(None)
+        Index(
+            f"{table.name}_active_key",
+            *(table.c[name] for name in columns),
+            unique=True,
+            postgresql_where=active,
+            sqlite_where=active,
+        )
+
+    # ---- statements
+
+    def lock_rows(self, stmt: Select) -> Select:
+        """Lock the selected rows until the transaction ends."""
+        return stmt.with_for_update()
+
+    def upsert(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str], update: Sequence[str]) -> Any:
+        """INSERT rows, or on a clash with the active row of the same natural key, UPDATE `update`."""
+        raise NotImplementedError
+
+    # ---- errors
+
+    def is_retryable(self, exc: DBAPIError) -> bool:
+        """A deadlock, serialization failure or busy database: the transaction may be rerun."""
+        return False
+
+    # ---- named database locks (cleanup, migrations)
+
+    async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
+        """Take the database-wide lock `name` on this connection without waiting."""
+        raise NotImplementedError
+
+    async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
+        """Wait (up to timeout_s) for the database-wide lock `name`."""
+        raise NotImplementedError
+
+    async def unlock(self, conn: AsyncConnection, name: str) -> None:
+        raise NotImplementedError
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit id for a lock name (PostgreSQL advisory locks take integers)."""
+    return zlib.crc32(name.encode()) | (0x5E55 << 32)
+
+
+class PostgresRules(DialectRules):
+    name = "postgresql"
+    async_driver = "asyncpg"
+    sync_drivers = ("psycopg2", "psycopg", "pg8000", "")
+    json_forbids_nul = True  # JSONB cannot hold U+0000
+
+    def upsert(self, table, rows, key, update):
+        stmt = pg_dialect.insert(table).values(rows)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key),
+            index_where=table.c.deleted_at.is_(None),
+            set_={name: stmt.excluded[name] for name in update},
+        )
+
+    def is_retryable(self, exc):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return code in ("40001", "40P01")
+
+    async def try_lock(self, conn, name):
+        got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(name)})
+        return bool(got)
+
+    async def lock(self, conn, name, timeout_s):
+        await conn.execute(text(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'"))
+        await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _lock_id(name)})
+        await conn.execute(text("SET lock_timeout = 0"))
+
+    async def unlock(self, conn, name):
+        await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _lock_id(name)})
+
+
+class MySQLRules(DialectRules):
+    """MySQL and MariaDB: no partial indexes, no UPDATE ... RETURNING."""
+
+    name = "mysql"
+    async_driver = "aiomysql"
+    sync_drivers = ("pymysql", "mysqldb", "mysqlconnector", "mariadbconnector", "")
+    supports_returning_update = False
+
+    def engine_options(self):
+        # READ COMMITTED: no gap locks, so concurrent appends queue on the session row only.
+        return {"isolation_level": "READ COMMITTED", "pool_recycle": 3600}
+
+    def add_active_unique(self, table, columns):
+        # No partial indexes here: a generated column is 1 while the row is
+        # active and NULL once deleted, and NULLs never clash in a unique index.
+        active = Column(
+            "active",
+            Integer,
+            Computed("CASE WHEN deleted_at IS NULL THEN 1 ELSE NULL END", persisted=True),
+        )
+        table.append_column(active)
+        Index(f"{table.name}_active_key", *(table.c[name] for name in columns), active, unique=True)
+
+    def upsert(self, table, rows, key, update):
+        stmt = mysql_dialect.insert(table).values(rows)
+        return stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
+
+    def is_retryable(self, exc):
+        code = exc.orig.args[0] if getattr(exc.orig, "args", None) else None
+        return code in (1213, 1205)  # deadlock, lock wait timeout
+
+    async def try_lock(self, conn, name):
+        return bool(await conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": name}))
+
+    async def lock(self, conn, name, timeout_s):
+        got = await conn.scalar(text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(timeout_s)})
+        if not got:
+            raise TimeoutError(f"could not take database lock {name!r} within {timeout_s}s")
+
+    async def unlock(self, conn, name):
+        await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+
+
+class SQLiteRules(DialectRules):
+    """SQLite: one writer at a time, so writes begin IMMEDIATE and named locks are the write lock."""
+
+    name = "sqlite"
+    async_driver = "aiosqlite"
+    sync_drivers = ("pysqlite", "")
+    busy_timeout_s = 30
+
+    def engine_options(self):
+        return {"connect_args": {"timeout": self.busy_timeout_s}}
+
+    def install_hooks(self, engine):
+        busy_ms = self.busy_timeout_s * 1000
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            writes = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    def lock_rows(self, stmt):
+        return stmt  # BEGIN IMMEDIATE already holds the database's write lock
+
+    def upsert(self, table, rows, key, update):
+        stmt = sqlite_dialect.insert(table).values(rows)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key),
+            index_where=table.c.deleted_at.is_(None),
+            set_={name: stmt.excluded[name] for name in update},
+        )
+
+    def is_retryable(self, exc):
+        return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+
+    # SQLite has no named locks; a lock is held by keeping a write transaction open,
+    # which the caller's connection does (see sql/locks.py).
+    async def try_lock(self, conn, name):
+        return True
+
+    async def lock(self, conn, name, timeout_s):
+        return None
+
+    async def unlock(self, conn, name):
+        return None
+
+
+RULES: dict[str, DialectRules] = {
+    "postgresql": PostgresRules(),
+    "mysql": MySQLRules(),
+    "mariadb": MySQLRules(),
+    "sqlite": SQLiteRules(),
+}
+
+
+def rules_for(dialect_name: str) -> DialectRules:
+    return RULES[dialect_name]
+
+
+async def sleep_before_retry(attempt: int) -> None:
+    await asyncio.sleep(min(0.005 * 2**attempt, 0.2))

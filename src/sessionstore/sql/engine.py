@@ -1,0 +1,87 @@
+"""From a URL to an AsyncEngine: driver choice, per-dialect engine setup, redaction."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..errors import ConfigurationError
+from .dialects import DialectRules, rules_for
+
+_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,19}$")
+
+
+def redact(url: str | URL) -> str:
+    """The URL with its password replaced by ***, safe for errors and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show only its scheme
+        return str(url).split(":", 1)[0] + "://…"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Map sqlite/postgresql/postgres/mysql/mariadb URLs to their async driver.
+
+    An explicit async ``+driver`` is kept; a sync driver gets an error naming
+    the async one to use.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(f"not a database URL: {redact(url)}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    dialect = _SCHEMES.get(backend)
+    if dialect is None:
+        raise ConfigurationError(
+            f"unsupported database {backend!r} in {redact(parsed)}: "
+            "use memory://, sqlite:///path, postgresql://, mysql:// or mariadb://"
+        )
+    rules = rules_for(dialect)
+    if driver and driver != rules.async_driver:
+        raise ConfigurationError(
+            f"driver {driver!r} in {redact(parsed)} is not an async driver: "
+            f"use {backend}+{rules.async_driver}:// (or plain {backend}://)"
+        )
+    return parsed.set(drivername=f"{dialect}+{rules.async_driver}")
+
+
+def check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise ConfigurationError(
+            f"table_prefix must be 1-20 letters, digits or underscores starting with a letter, got {prefix!r}"
+        )
+    return prefix
+
+
+def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+    """An AsyncEngine for `url` with the dialect's setup (SQLite pragmas, MySQL isolation)."""
+    normalized = normalize_url(url)
+    rules = rules_for(normalized.get_backend_name())
+    options = rules.engine_options() | engine_options
+    try:
+        engine = create_async_engine(normalized, **options)
+    except (ArgumentError, TypeError) as exc:
+        raise ConfigurationError(f"cannot create an engine for {redact(normalized)}: {exc}") from None
+    except ImportError as exc:
+        extra = {"postgresql": "postgres", "mysql": "mysql"}.get(rules.name, "all")
+        raise ConfigurationError(
+            f"the {rules.async_driver} driver is not installed: pip install 'sessionstore[{extra}]' ({exc})"
+        ) from None
+    prepare_engine(engine)
+    return engine
+
+
+def rules_of(engine: AsyncEngine) -> DialectRules:
+    return rules_for(engine.dialect.name)
+
+
+def prepare_engine(engine: AsyncEngine) -> None:
+    """Install our connection hooks on a caller's engine (idempotent)."""
+    if not engine.sync_engine.__dict__.get("_sessionstore_hooks"):
+        rules_of(engine).install_hooks(engine)
+        engine.sync_engine.__dict__["_sessionstore_hooks"] = True
