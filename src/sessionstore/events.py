@@ -24,6 +24,8 @@ class PreparedEvent:
     event: Event
     scoped: ScopedDelta
     size: int
+    has_nul: bool
+    """Does any string in it hold U+0000 (which PostgreSQL's JSONB cannot store)?"""
 
 
 def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
@@ -49,7 +51,7 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
     metadata = _checked_json("metadata", event.metadata)
     scoped = split_delta(event.state_delta)
     persisted_delta = strip_temp(event.state_delta)
-    size = _size(content, metadata, persisted_delta)
+    size, has_nul = _size(content, metadata, persisted_delta)
     if size > max_event_bytes:
         raise EventTooLargeError(
             f"event {event.id} is {size} bytes serialised; max_event_bytes is {max_event_bytes}"
@@ -62,7 +64,7 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
         timestamp=timestamp,
         seq=None,
     )
-    return PreparedEvent(event=stored, scoped=scoped, size=size)
+    return PreparedEvent(event=stored, scoped=scoped, size=size, has_nul=has_nul)
 
 
 def copy_delta(delta: dict[str, Any]) -> dict[str, Any]:
@@ -95,11 +97,12 @@ def _checked_json(field_name: str, value: Any) -> Any:
     return value
 
 
-def _size(content: Any, metadata: Any, delta: dict[str, Any]) -> int:
-    set_values = {k: v for k, v in delta.items() if v is not DELETE}
-    return (
-        len(jsonvalue.dumps(content))
-        + len(jsonvalue.dumps(metadata))
-        + len(jsonvalue.dumps(set_values))
-        + sum(len(k) for k, v in delta.items() if v is DELETE)
-    )
+def _size(content: Any, metadata: Any, delta: dict[str, Any]) -> tuple[int, bool]:
+    """Serialised size of what is stored, and whether it holds U+0000."""
+    blobs = [
+        jsonvalue.dumps(content),
+        jsonvalue.dumps(metadata),
+        jsonvalue.dumps({k: v for k, v in delta.items() if v is not DELETE}),
+    ]
+    removed = sum(len(k) for k, v in delta.items() if v is DELETE)
+    return sum(map(len, blobs)) + removed, any(map(jsonvalue.blob_has_nul, blobs))

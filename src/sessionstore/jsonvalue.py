@@ -4,18 +4,26 @@ A JSON value is None, bool, int (signed 64-bit, what every backend stores
 exactly), finite float, str, list/tuple of JSON values, or dict with str keys
 and JSON values. NaN and infinities are not JSON. orjson would quietly turn
 them into null, so values are walked before they are serialised.
+
+Strings (values and object keys) must be valid Unicode: a lone surrogate
+cannot be encoded as UTF-8, so no backend could store it. Containers nest at
+most _MAX_DEPTH levels, which leaves room under orjson's limit (254) and
+MySQL's JSON depth limit (100) for the envelope a backend may wrap a value in.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
-_MAX_DEPTH = 256
+_MAX_DEPTH = 64
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""U+0000 as serialised JSON writes it: \\u0000 after an even run of backslashes."""
 
 
 class NotJSONError(ValueError):
@@ -24,9 +32,12 @@ class NotJSONError(ValueError):
 
 def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
     """Raise NotJSONError naming the path of the first part of `value` that is not JSON."""
-    if value is None or value is True or value is False or type(value) is str:
+    if value is None or value is True or value is False:
         return
     kind = type(value)
+    if kind is str:
+        _check_str(value, path)
+        return
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:
             raise NotJSONError(f"{path}: integer {value} is outside the signed 64-bit range")
@@ -41,6 +52,7 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise NotJSONError(f"{path}: object key {key!r} is not a str")
+            _check_str(key, f"{path} (an object key)")
             check_json(item, f"{path}.{key}", depth + 1)
         return
     if kind is list or kind is tuple:
@@ -48,6 +60,15 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
             check_json(item, f"{path}[{index}]", depth + 1)
         return
     raise NotJSONError(f"{path}: {kind.__name__} is not a JSON value")
+
+
+def _check_str(text: str, path: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = ord(text[exc.start])
+            raise NotJSONError(f"{path}: string contains the lone surrogate U+{bad:04X}") from None
 
 
 def dumps(value: Any) -> bytes:
@@ -69,3 +90,13 @@ def copy_json(value: Any) -> Any:
     if value is None or type(value) in (str, int, float, bool):
         return value
     return orjson.loads(orjson.dumps(value))
+
+
+def has_nul(value: Any) -> bool:
+    """Does a (checked) JSON value hold U+0000 anywhere?"""
+    return blob_has_nul(orjson.dumps(value))
+
+
+def blob_has_nul(blob: bytes) -> bool:
+    """Does serialised JSON hold U+0000 (as opposed to a literal backslash-u-0-0-0-0)?"""
+    return b"\\u0000" in blob and _NUL_ESCAPE.search(blob) is not None

@@ -28,10 +28,13 @@ def check_identifier(
         raise error(f"{what} must not be empty")
     if len(value) > max_length:
         raise error(f"{what} is {len(value)} characters long; the limit is {max_length}")
-    if not value.isprintable():  # cheap pre-filter; isprintable() is False for Cc and more
+    if not value.isprintable():  # cheap pre-filter; isprintable() is False for Cc, Cs and more
         for ch in value:
-            if unicodedata.category(ch) == "Cc":
+            category = unicodedata.category(ch)
+            if category == "Cc":
                 raise error(f"{what} contains the control character U+{ord(ch):04X}")
+            if category == "Cs":  # a lone surrogate: not encodable, so no database can store it
+                raise error(f"{what} contains the lone surrogate U+{ord(ch):04X}")
     return value
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .cursor import Cursor
 from .errors import InvalidArgumentError, InvalidKeyError
-from .events import PreparedEvent, copy_event, prepare_event
+from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .keys import Key, UserKey, check_identifier
 from .options import ServiceOptions
 from .state import (
@@ -176,11 +176,14 @@ class SessionService(abc.ABC):
         prepared = prepare_event(event, self.options.max_event_bytes)
         if event.partial:
             return copy_event(prepared.event)
+        # What the caller's Session gets (temp: keys included), copied now: the
+        # caller's dicts may change while the write is awaited, or afterwards.
+        caller_delta = copy_delta(event.state_delta)
         now = self._now()
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now)
         if not duplicate or all(e.id != stored.id for e in session.events):
             session.events.append(copy_event(stored))
-            apply_delta(session.state, event.state_delta)
+            apply_delta(session.state, caller_delta)
         session.version = max(session.version, version)
         if not duplicate:
             session.updated_at = now

@@ -68,6 +68,8 @@ def check_state_key(key: object, *, display: str | None = None) -> str:
         )
     if not key.isprintable() and any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in key):
         raise StateValueError(f"state key {shown!r} contains a control character", key=str(shown))
+    if not key.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+        raise StateValueError(f"state key {shown!r} contains a lone surrogate", key=str(shown))
     return key
 
 

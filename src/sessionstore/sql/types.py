@@ -1,6 +1,6 @@
 """Column types whose storage differs per dialect, each defined once.
 
-- JSONDoc: JSONB on PostgreSQL, JSON on MySQL/MariaDB, JSON text on SQLite.
+- JSONDoc: JSONB on PostgreSQL, JSON on MySQL/MariaDB, JSON in a TEXT column on SQLite.
 - UTCDateTime: microsecond UTC timestamps everywhere; aware datetimes in and out.
 - Identifier: bounded VARCHAR that compares case-sensitively on every database
   (binary collation on MySQL/MariaDB; PostgreSQL and SQLite already compare bytes).
@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator
 
+from .. import jsonvalue
 from ..keys import MAX_ID_LENGTH
 
 _MYSQLS = ("mysql", "mariadb")
@@ -26,9 +27,29 @@ def _mysql_variant(base: Any, variant: Any) -> Any:
     return base
 
 
+class JSONText(TypeDecorator[Any]):
+    """JSON serialised into a TEXT column (SQLite).
+
+    A column declared JSON would get NUMERIC affinity in SQLite, which turns
+    the stored text '1' into the integer 1; TEXT affinity keeps it text.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return jsonvalue.dumps_str(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else jsonvalue.loads(value)
+
+
 def JSONDoc() -> Any:  # noqa: N802 - reads like a type in table definitions
-    """A JSON document column (JSON null is stored as JSON null, not SQL NULL)."""
-    return _mysql_variant(JSON(none_as_null=False).with_variant(postgresql.JSONB(none_as_null=False), "postgresql"), mysql.JSON(none_as_null=False))
+    """A JSON document column; Python None is stored as JSON null, never SQL NULL."""
+    base = JSON(none_as_null=False)
+    base = base.with_variant(postgresql.JSONB(none_as_null=False), "postgresql")
+    base = base.with_variant(JSONText(), "sqlite")
+    return _mysql_variant(base, mysql.JSON(none_as_null=False))
 
 
 def Identifier(length: int = MAX_ID_LENGTH) -> Any:  # noqa: N802

@@ -1,0 +1,375 @@
+"""SQLSessionService: the contract on SQLite, PostgreSQL and MySQL/MariaDB.
+
+Every write is one short transaction. Appends lock the session row
+(SELECT ... FOR UPDATE; on SQLite the IMMEDIATE transaction holds the write
+lock), so concurrent appends from any number of processes queue on that row
+and each gets the next seq: no lost event, no lost state key. Deadlocks and
+busy errors are retried a few times with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .. import jsonvalue
+from ..cursor import Cursor
+from ..errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidEventError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StateValueError,
+)
+from ..events import PreparedEvent
+from ..keys import Key, UserKey
+from ..options import ServiceOptions, expiry
+from ..service import SessionService
+from ..state import DELETE, ScopedDelta, apply_delta, merged_view
+from ..types import Event, Session
+from .dialects import WRITE_OPTION, sleep_before_retry
+from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
+from .errors import translate_errors
+from .models import DEFAULT_PREFIX, build_tables
+from .queries import Queries
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+ENGINE_OPTIONS = frozenset(
+    {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo", "connect_args", "poolclass"}
+)
+
+
+class SQLSessionService(SessionService):
+    """The contract on a relational database through a SQLAlchemy AsyncEngine."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        options: ServiceOptions | None = None,
+        *,
+        table_prefix: str = DEFAULT_PREFIX,
+        schema: str | None = None,
+        auto_migrate: bool = False,
+        owns_engine: bool = False,
+    ) -> None:
+        super().__init__(options)
+        self.engine = engine
+        self.rules = rules_of(engine)
+        self.table_prefix = check_prefix(table_prefix)
+        if schema is not None and self.rules.name != "postgresql":
+            raise ConfigurationError("the schema option is for PostgreSQL only (use table_prefix elsewhere)")
+        self.schema = schema
+        self.auto_migrate = auto_migrate
+        self.tables = build_tables(self.rules, table_prefix, schema)
+        self.q = Queries(self.tables, self.rules)
+        self._owns_engine = owns_engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    @classmethod
+    def from_target(cls, target: str | URL | AsyncEngine, options: ServiceOptions, **rest: Any) -> SQLSessionService:
+        """Build from a URL (we own and dispose the engine) or a caller's AsyncEngine (we never dispose it)."""
+        service_kw = {k: rest.pop(k) for k in ("table_prefix", "schema", "auto_migrate") if k in rest}
+        unknown = set(rest) - ENGINE_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown options: {', '.join(sorted(unknown))}")
+        if isinstance(target, AsyncEngine):
+            if rest:
+                raise ConfigurationError("engine options cannot be applied to an AsyncEngine you pass in")
+            prepare_engine(target)
+            return cls(target, options, owns_engine=False, **service_kw)
+        if not isinstance(target, (str, URL)):
+            raise ConfigurationError(f"open_service needs a URL or an AsyncEngine, got {type(target).__name__}")
+        engine_options = {"json_serializer": jsonvalue.dumps_str, "json_deserializer": jsonvalue.loads, **rest}
+        return cls(make_engine(target, **engine_options), options, owns_engine=True, **service_kw)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _start(self) -> None:
+        await self._ensure_ready()
+
+    async def _close(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def _ensure_ready(self) -> None:
+        """Check the schema once (or migrate it, with auto_migrate) before the first use."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            from ..schema import ensure_schema
+
+            with translate_errors(self.engine):
+                await ensure_schema(
+                    self.engine, table_prefix=self.table_prefix, schema=self.schema, auto_migrate=self.auto_migrate
+                )
+            self._ready = True
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction, retrying deadlocks and busy errors."""
+        await self._ensure_ready()
+        with translate_errors(self.engine):
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    async with self._writer.begin() as conn:
+                        return await work(conn)
+                except DBAPIError as exc:
+                    if isinstance(exc, IntegrityError) or attempt + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
+                        raise
+                await sleep_before_retry(attempt)
+        raise AssertionError("unreachable")
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        await self._ensure_ready()
+        with translate_errors(self.engine):
+            async with self.engine.connect() as conn:
+                return await work(conn)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _create_session(self, key: Key, scoped: ScopedDelta, now: datetime) -> Session:
+        self._check_storable(scoped)
+        s = self.tables.sessions
+        soft = self.options.soft_delete
+
+        async def work(conn: AsyncConnection) -> Session:
+            await conn.execute(
+                self.q.retire_session(key.app_name, key.user_id, key.session_id, now, only_expired=True, soft=soft)
+            )
+            try:
+                await conn.execute(
+                    self.q.insert_session,
+                    {
+                        "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+                        "state": scoped.session, "version": 0, "last_seq": 0,
+                        "created_at": now, "updated_at": now,
+                        "expires_at": expiry(now, self.options.session_ttl),
+                    },
+                )
+            except IntegrityError:
+                raise SessionExistsError(f"session {key.session_id!r} already exists") from None
+            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
+            shared = await self._shared_state(conn, key.app_name, key.user_id, now)
+            return Session(
+                id=key.session_id, app_name=key.app_name, user_id=key.user_id,
+                state=merged_view(scoped.session, *shared), events=[], version=0,
+                created_at=now, updated_at=now,
+            )
+
+        return await self._write(work)
+
+    async def _get_session(self, key: Key, limit: int, after: datetime | None, now: datetime) -> Session | None:
+        params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
+
+        async def work(conn: AsyncConnection) -> Session | None:
+            row = (await conn.execute(self.q.read_session, params)).first()
+            if row is None:
+                return None
+            events: list[Event] = []
+            if limit > 0 and row.last_seq > 0:
+                rows = (await conn.execute(self.q.newest_events(row.pk, limit, after, row.last_seq))).all()
+                events = [_event(r) for r in reversed(rows)]
+            shared = await self._shared_state(conn, key.app_name, key.user_id, now)
+            return Session(
+                id=key.session_id, app_name=key.app_name, user_id=key.user_id,
+                state=merged_view(row.state, *shared), events=events, version=row.version,
+                created_at=row.created_at, updated_at=row.updated_at,
+            ), row.pk
+
+        found = await self._read(work)
+        if found is None:
+            return None
+        session, pk = found
+        if self.options.refresh_on_read and self.options.session_ttl is not None:
+            new_expiry = expiry(now, self.options.session_ttl)
+            await self._write(lambda conn: conn.execute(self.q.refresh_expiry(pk, new_expiry)))
+        return session
+
+    async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
+        async def work(conn: AsyncConnection) -> list[Session]:
+            stmt = self.q.list_sessions(user_key.app_name, user_key.user_id, limit, after, now)
+            rows = (await conn.execute(stmt)).all()
+            if not rows:
+                return []
+            shared = await self._shared_state(conn, user_key.app_name, user_key.user_id, now)
+            return [
+                Session(
+                    id=r.session_id, app_name=user_key.app_name, user_id=user_key.user_id,
+                    state=merged_view(r.state, *shared), events=[], version=r.version,
+                    created_at=r.created_at, updated_at=r.updated_at,
+                )
+                for r in rows
+            ]
+
+        return await self._read(work)
+
+    async def _delete_session(self, key: Key, now: datetime) -> None:
+        stmt = self.q.retire_session(
+            key.app_name, key.user_id, key.session_id, now, only_expired=False, soft=self.options.soft_delete
+        )
+        await self._write(lambda conn: conn.execute(stmt))
+
+    # ------------------------------------------------------------------ events
+
+    async def _append_event(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> tuple[Event, int, bool]:
+        if prepared.has_nul and self.rules.json_forbids_nul:
+            raise InvalidEventError(f"event {prepared.event.id}: {self.rules.name} cannot store the character U+0000")
+        scoped = prepared.scoped
+        event = prepared.event
+        params = {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+            "now": now, "event_id": event.id,
+        }
+        lock = self.q.lock_for_append_with_state if scoped.session else self.q.lock_for_append
+        sets = {k: v for k, v in event.state_delta.items() if v is not DELETE}
+        removed = [k for k, v in event.state_delta.items() if v is DELETE] or None
+
+        async def work(conn: AsyncConnection) -> tuple[Event, int, bool]:
+            row = (await conn.execute(lock, params)).first()
+            if row is None:
+                raise SessionNotFoundError(f"session {key.session_id!r} not found")
+            if row.dup_seq is not None:
+                stored = (await conn.execute(self.q.read_event_by_id, {"session_pk": row.pk, "event_id": event.id})).one()
+                return _event(stored), row.version, True
+            if expected_version is not None and row.version != expected_version:
+                raise ConflictError(
+                    f"session {key.session_id!r} is at version {row.version}, not {expected_version}",
+                    expected=expected_version, actual=row.version,
+                )
+            seq, version = row.last_seq + 1, row.version + 1
+            bump = {
+                "b_pk": row.pk, "b_version": version, "b_last_seq": seq, "b_updated_at": now,
+                "b_expires_at": expiry(now, self.options.session_ttl),
+            }
+            if scoped.session:
+                bump["b_state"] = apply_delta(dict(row.state), scoped.session)
+                await conn.execute(self.q.bump_session_with_state, bump)
+            else:
+                await conn.execute(self.q.bump_session, bump)
+            await conn.execute(
+                self.q.insert_event,
+                {
+                    "session_pk": row.pk, "seq": seq, "event_id": event.id, "author": event.author,
+                    "invocation_id": event.invocation_id, "branch": event.branch, "timestamp": event.timestamp,
+                    "content": event.content, "state_delta": sets, "state_removed": removed,
+                    "meta": event.metadata, "created_at": now, "updated_at": now,
+                },
+            )
+            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
+            event.seq = seq
+            return event, version, False
+
+        return await self._write(work)
+
+    # ------------------------------------------------------------------ state
+
+    async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
+        self._check_storable(scoped)
+        params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
+
+        async def work(conn: AsyncConnection) -> None:
+            row = (await conn.execute(self.q.lock_for_state, params)).first()
+            if row is None:
+                raise SessionNotFoundError(f"session {key.session_id!r} not found")
+            await conn.execute(
+                self.q.bump_session_with_state,
+                {
+                    "b_pk": row.pk, "b_version": row.version + 1, "b_last_seq": row.last_seq,
+                    "b_updated_at": now, "b_expires_at": expiry(now, self.options.session_ttl),
+                    "b_state": apply_delta(dict(row.state), scoped.session),
+                },
+            )
+            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
+
+        await self._write(work)
+
+    async def _update_shared_state(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        self._check_storable(scoped)
+        await self._write(lambda conn: self._apply_shared(conn, scoped, app_name, user_id, now))
+
+    async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
+        stmt = self.q.state_rows(self.tables.app_state, {"app_name": app_name}, now)
+        return await self._read(lambda conn: _rows_to_dict(conn, stmt))
+
+    async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]:
+        owner = {"app_name": user_key.app_name, "user_id": user_key.user_id}
+        stmt = self.q.state_rows(self.tables.user_state, owner, now)
+        return await self._read(lambda conn: _rows_to_dict(conn, stmt))
+
+    # ------------------------------------------------------------------ cleanup
+
+    async def cleanup(self, *, dry_run: bool = False):
+        from .cleanup import run_cleanup
+
+        await self._ensure_ready()
+        with translate_errors(self.engine):
+            return await run_cleanup(self, dry_run=dry_run)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _apply_shared(self, conn: AsyncConnection, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        soft = self.options.soft_delete
+        if scoped.app:
+            for stmt in self.q.write_state(
+                self.tables.app_state, {"app_name": app_name}, scoped.app, now,
+                expiry(now, self.options.app_state_ttl), soft=soft,
+            ):
+                await conn.execute(stmt)
+        if scoped.user and user_id is not None:
+            for stmt in self.q.write_state(
+                self.tables.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, now,
+                expiry(now, self.options.user_state_ttl), soft=soft,
+            ):
+                await conn.execute(stmt)
+
+    async def _shared_state(self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime) -> tuple[dict, dict]:
+        """(app state, user state) in one round trip."""
+        app: dict[str, Any] = {}
+        user: dict[str, Any] = {}
+        for scope, name, value in await conn.execute(self.q.shared_state(app_name, user_id, now)):
+            (app if scope == "a" else user)[name] = value
+        return app, user
+
+    def _check_storable(self, scoped: ScopedDelta) -> None:
+        """Reject values the database cannot hold (U+0000 in PostgreSQL JSONB) before writing."""
+        if not self.rules.json_forbids_nul:
+            return
+        for prefix, part in (("", scoped.session), ("app:", scoped.app), ("user:", scoped.user)):
+            for name, value in part.items():
+                if value is not DELETE and jsonvalue.has_nul(value):
+                    raise StateValueError(
+                        f"state key {prefix + name!r}: {self.rules.name} cannot store the character U+0000",
+                        key=prefix + name,
+                    )
+
+
+def _event(row: Any) -> Event:
+    delta = dict(row.state_delta or {})
+    for name in row.state_removed or ():
+        delta[name] = DELETE
+    return Event(
+        id=row.event_id, author=row.author, content=row.content, invocation_id=row.invocation_id,
+        timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
+        metadata=row.meta if row.meta is not None else {}, seq=row.seq,
+    )
+
+
+async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:
+    return {name: value for name, value in await conn.execute(stmt)}
+
+
+__all__ = ["SQLSessionService", "redact"]
