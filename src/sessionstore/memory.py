@@ -7,7 +7,6 @@ Stored data is copied in and out; callers never share dicts with the store.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -168,16 +167,18 @@ class InMemorySessionService(SessionService):
         for key, stored in list(self._sessions.items()):
             if not _alive(stored.expires_at, now):
                 result.sessions_expired += 1
-                result.events_removed += len(stored.events)
+                if not self.options.soft_delete:
+                    result.events_removed += len(stored.events)
                 if not dry_run:
                     self._retire(key, now)
         result.app_state_expired = _expire_cells(self._app_state.values(), now, dry_run)
         result.user_state_expired = _expire_cells(self._user_state.values(), now, dry_run)
         horizon = now - self.options.tombstone_retention
-        purgeable = bisect.bisect_right([t for t, _ in self._tombstones], horizon)
-        result.tombstones_purged = purgeable
+        purgeable = [stored for deleted_at, stored in self._tombstones if deleted_at <= horizon]
+        result.tombstones_purged = len(purgeable)
+        result.events_removed += sum(len(stored.events) for stored in purgeable)
         if not dry_run:
-            del self._tombstones[:purgeable]
+            self._tombstones = [(t, stored) for t, stored in self._tombstones if t > horizon]
         result.seconds = perf_counter() - started
         return result
 
