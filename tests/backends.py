@@ -1,24 +1,39 @@
 """How each backend is provisioned for a test run.
 
-memory: a fresh InMemorySessionService per service (a test that needs two
-services on one store uses the SQL backends). SQL backends are added in
-tests/sql_backends.py.
+memory: a fresh InMemorySessionService per service (storage is not shared
+between two services; tests that need that use ``backend.shared_storage``).
+
+sqlite / postgresql / mysql: one scratch database per test run (a temporary
+file, or a database created on the server and dropped at the end; see
+tests/dbs.py), built by running the migrations, so the migrations are what
+the tests prove. Every test starts from empty tables.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sessionstore import InMemorySessionService, ServiceOptions, SessionService
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessionstore import InMemorySessionService, ServiceOptions, SessionService, open_service
+from sessionstore.schema import migrate
+from sessionstore.sql.engine import make_engine
+from sessionstore.sql.service import SQLSessionService
+
+BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]
+SQL_BACKENDS = BACKENDS[1:]
 
 
 class Backend:
     """A provisioned backend: opens services on its storage and empties it between tests."""
 
-    name: str = "memory"
-    shared_storage: bool = False  # do two services opened here see the same data?
+    name = "memory"
+    shared_storage = False  # do two services opened here see the same data?
 
     def open(self, **options: Any) -> SessionService:
         return InMemorySessionService(ServiceOptions(**options))
@@ -27,7 +42,23 @@ class Backend:
         """Empty the storage before a test."""
 
 
-BACKENDS = ["memory"]
+class SQLBackend(Backend):
+    shared_storage = True
+
+    def __init__(self, name: str, url: str, engine: AsyncEngine) -> None:
+        self.name = name
+        self.url = url
+        self.engine = engine  # used only to empty the tables between tests
+
+    def open(self, **options: Any) -> SessionService:
+        return open_service(self.url, **options)
+
+    async def reset(self) -> None:
+        probe = open_service(self.engine)
+        assert isinstance(probe, SQLSessionService)
+        async with self.engine.begin() as conn:
+            for table in reversed(probe.tables.metadata.sorted_tables):
+                await conn.execute(delete(table))
 
 
 @asynccontextmanager
@@ -35,4 +66,26 @@ async def provision(name: str) -> AsyncIterator[Backend]:
     if name == "memory":
         yield Backend()
         return
-    raise ValueError(f"unknown backend {name}")
+    async with sql_database(name) as url:
+        await migrate(url)
+        engine = make_engine(url)
+        try:
+            yield SQLBackend(name, url, engine)
+        finally:
+            await engine.dispose()
+
+
+@asynccontextmanager
+async def sql_database(name: str) -> AsyncIterator[str]:
+    """A URL to an empty database of kind `name` that is removed afterwards."""
+    if name == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="sessionstore-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'test.db'}"
+        return
+    from tests.dbs import scratch_database
+
+    async with scratch_database(name) as url:
+        yield url
+
+
+__all__ = ["BACKENDS", "SQL_BACKENDS", "Backend", "SQLBackend", "provision", "sql_database"]

@@ -19,6 +19,7 @@ from .factory import open_service
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
 from .options import ServiceOptions
+from .schema import migrate
 from .service import SessionService
 from .state import DELETE
 from .types import Event, Session, SessionPage
@@ -48,5 +49,6 @@ __all__ = [
     "SessionStoreError",
     "StateValueError",
     "UserKey",
+    "migrate",
     "open_service",
 ]

@@ -24,8 +24,8 @@ class PreparedEvent:
     event: Event
     scoped: ScopedDelta
     size: int
-    has_nul: bool
-    """Does any string in it hold U+0000 (which PostgreSQL's JSONB cannot store)?"""
+    json: tuple[str, str, str]
+    """content, metadata and the persisted delta's set values, serialised (what SQL stores)."""
 
 
 def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
@@ -51,7 +51,8 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
     metadata = _checked_json("metadata", event.metadata)
     scoped = split_delta(event.state_delta)
     persisted_delta = strip_temp(event.state_delta)
-    size, has_nul = _size(content, metadata, persisted_delta)
+    blobs = _serialise(content, metadata, persisted_delta)
+    size = sum(map(len, blobs)) + sum(len(k) for k, v in persisted_delta.items() if v is DELETE)
     if size > max_event_bytes:
         raise EventTooLargeError(
             f"event {event.id} is {size} bytes serialised; max_event_bytes is {max_event_bytes}"
@@ -64,7 +65,8 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
         timestamp=timestamp,
         seq=None,
     )
-    return PreparedEvent(event=stored, scoped=scoped, size=size, has_nul=has_nul)
+    as_text = (blobs[0].decode(), blobs[1].decode(), blobs[2].decode())
+    return PreparedEvent(event=stored, scoped=scoped, size=size, json=as_text)
 
 
 def copy_delta(delta: dict[str, Any]) -> dict[str, Any]:
@@ -97,12 +99,10 @@ def _checked_json(field_name: str, value: Any) -> Any:
     return value
 
 
-def _size(content: Any, metadata: Any, delta: dict[str, Any]) -> tuple[int, bool]:
-    """Serialised size of what is stored, and whether it holds U+0000."""
-    blobs = [
+def _serialise(content: Any, metadata: Any, delta: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """What is stored of an event, as JSON: content, metadata, the delta's set values."""
+    return (
         jsonvalue.dumps(content),
         jsonvalue.dumps(metadata),
         jsonvalue.dumps({k: v for k, v in delta.items() if v is not DELETE}),
-    ]
-    removed = sum(len(k) for k, v in delta.items() if v is DELETE)
-    return sum(map(len, blobs)) + removed, any(map(jsonvalue.blob_has_nul, blobs))
+    )

@@ -5,8 +5,9 @@ exactly), finite float, str, list/tuple of JSON values, or dict with str keys
 and JSON values. NaN and infinities are not JSON. orjson would quietly turn
 them into null, so values are walked before they are serialised.
 
-Strings (values and object keys) must be valid Unicode: a lone surrogate
-cannot be encoded as UTF-8, so no backend could store it. Containers nest at
+Strings (values and object keys) must be valid Unicode without U+0000: a
+lone surrogate cannot be encoded as UTF-8, and PostgreSQL's JSONB cannot
+hold U+0000, so every backend refuses both (one set of rules everywhere). Containers nest at
 most _MAX_DEPTH levels, which leaves room under orjson's limit (254) and
 MySQL's JSON depth limit (100) for the envelope a backend may wrap a value in.
 """
@@ -14,7 +15,6 @@ MySQL's JSON depth limit (100) for the envelope a backend may wrap a value in.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import orjson
@@ -22,8 +22,6 @@ import orjson
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 _MAX_DEPTH = 64
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-"""U+0000 as serialised JSON writes it: \\u0000 after an even run of backslashes."""
 
 
 class NotJSONError(ValueError):
@@ -63,6 +61,8 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
 
 
 def _check_str(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise NotJSONError(f"{path}: string contains U+0000, which PostgreSQL cannot store")
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -91,12 +91,3 @@ def copy_json(value: Any) -> Any:
         return value
     return orjson.loads(orjson.dumps(value))
 
-
-def has_nul(value: Any) -> bool:
-    """Does a (checked) JSON value hold U+0000 anywhere?"""
-    return blob_has_nul(orjson.dumps(value))
-
-
-def blob_has_nul(blob: bytes) -> bool:
-    """Does serialised JSON hold U+0000 (as opposed to a literal backslash-u-0-0-0-0)?"""
-    return b"\\u0000" in blob and _NUL_ESCAPE.search(blob) is not None

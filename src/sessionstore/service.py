@@ -181,12 +181,17 @@ class SessionService(abc.ABC):
         caller_delta = copy_delta(event.state_delta)
         now = self._now()
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now)
-        if not duplicate or all(e.id != stored.id for e in session.events):
+        if not duplicate:
             session.events.append(copy_event(stored))
             apply_delta(session.state, caller_delta)
-        session.version = max(session.version, version)
-        if not duplicate:
+            session.version = version
             session.updated_at = now
+        elif all(e.id != stored.id for e in session.events):
+            # A retry whose first attempt committed but whose reply was lost: the
+            # caller's object gets the event, but not the current version, which
+            # may include other writers' changes it has not seen.
+            session.events.append(copy_event(stored))
+            apply_delta(session.state, caller_delta)
         return stored
 
     # ------------------------------------------------------------------ state

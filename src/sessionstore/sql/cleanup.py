@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, delete, func, select, update
 
 from ..cleanup import CleanupResult
-from .queries import alive
+from .queries import active, alive
 
 if TYPE_CHECKING:
     from .service import SQLSessionService
@@ -35,7 +35,7 @@ Progress = Callable[[str, int], None]
 
 
 def _expired(table: Any, now: datetime) -> ColumnElement[bool]:
-    return and_(table.c.deleted_at.is_(None), table.c.expires_at <= now)
+    return and_(active(table), table.c.expires_at <= now)
 
 
 class _Round:
@@ -100,7 +100,7 @@ class _Round:
         return await self._batches(
             select(table.c.pk).where(where),
             lambda pks: update(table)
-            .where(table.c.pk.in_(pks), table.c.deleted_at.is_(None))
+            .where(table.c.pk.in_(pks), active(table))
             .values(deleted_at=self.now, updated_at=self.now),
             step,
         )

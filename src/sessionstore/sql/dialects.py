@@ -16,7 +16,6 @@ from sqlalchemy import Column, Computed, Index, Integer, Table, event, text
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -30,13 +29,15 @@ class DialectRules:
     name = ""
     async_driver = ""
     sync_drivers: tuple[str, ...] = ()
-    json_forbids_nul = False
     supports_returning_update = True
 
     # ---- engine
 
     def engine_options(self) -> dict[str, Any]:
-        return {}
+        # Every transaction of ours ends explicitly (sql/native.py, SQLAlchemy
+        # connections roll back on close), so the pool's reset-on-return
+        # ROLLBACK would be a wasted round trip on each checkin.
+        return {"pool_reset_on_return": None}
 
     def install_hooks(self, engine: AsyncEngine) -> None:
         """Connection-level setup (pragmas, transaction style)."""
@@ -54,6 +55,26 @@ class DialectRules:
             sqlite_where=active,
         )
 
+    # ---- hand-written SQL (sql/writes.py)
+
+    def active_sql(self, alias: str = "") -> str:
+        """SQL true for a row that is not deleted, phrased so the active-row unique index serves it."""
+        return f"{alias}deleted_at IS NULL"
+
+    for_update = " FOR UPDATE"
+    """Appended to a SELECT that locks the rows it reads until the transaction ends."""
+
+    def json_param(self, name: str) -> str:
+        """A JSON-typed :name parameter (the driver gets serialised JSON text)."""
+        return f":{name}"
+
+    def upsert_sql(self, table: str, key: Sequence[str], columns: Sequence[str], update: Sequence[str]) -> str:
+        """INSERT INTO table (columns) VALUES (:columns), updating `update` on a clash with the active row."""
+        values = ", ".join(self.json_param(c) if c == "value" else f":{c}" for c in columns)
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+        sets = ", ".join(f"{c} = excluded.{c}" for c in update)
+        return f"{head} ON CONFLICT ({', '.join(key)}) WHERE deleted_at IS NULL DO UPDATE SET {sets}"
+
     # ---- statements
 
     def lock_rows(self, stmt: Select) -> Select:
@@ -66,8 +87,15 @@ class DialectRules:
 
     # ---- errors
 
-    def is_retryable(self, exc: DBAPIError) -> bool:
-        """A deadlock, serialization failure or busy database: the transaction may be rerun."""
+    def is_retryable(self, exc: BaseException) -> bool:
+        """A deadlock, serialization failure or busy database: the transaction may be rerun.
+
+        Takes SQLAlchemy's wrapped errors and the drivers' own alike.
+        """
+        return False
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """An insert clashed with a unique index (the driver's error or SQLAlchemy's)."""
         return False
 
     # ---- named database locks (cleanup, migrations)
@@ -84,6 +112,12 @@ class DialectRules:
         raise NotImplementedError
 
 
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's exception behind a SQLAlchemy DBAPIError (or the exception itself)."""
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else exc
+
+
 def _lock_id(name: str) -> int:
     """A stable signed 64-bit id for a lock name (PostgreSQL advisory locks take integers)."""
     return zlib.crc32(name.encode()) | (0x5E55 << 32)
@@ -93,7 +127,9 @@ class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
     sync_drivers = ("psycopg2", "psycopg", "pg8000", "")
-    json_forbids_nul = True  # JSONB cannot hold U+0000
+
+    def json_param(self, name):
+        return f"CAST(:{name} AS JSONB)"
 
     def upsert(self, table, rows, key, update):
         stmt = pg_dialect.insert(table).values(rows)
@@ -104,8 +140,13 @@ class PostgresRules(DialectRules):
         )
 
     def is_retryable(self, exc):
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        err = _driver_error(exc)
+        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         return code in ("40001", "40P01")
+
+    def is_unique_violation(self, exc):
+        err = _driver_error(exc)
+        return (getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)) == "23505"
 
     async def try_lock(self, conn, name):
         got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(name)})
@@ -128,9 +169,19 @@ class MySQLRules(DialectRules):
     sync_drivers = ("pymysql", "mysqldb", "mysqlconnector", "mariadbconnector", "")
     supports_returning_update = False
 
+    def active_sql(self, alias=""):
+        # Naming the generated column lets the (natural key..., active) unique
+        # index serve the lookup; "deleted_at IS NULL" sent MariaDB to a scan.
+        return f"{alias}active = 1"
+
+    def upsert_sql(self, table, key, columns, update):
+        values = ", ".join(f":{c}" for c in columns)
+        sets = ", ".join(f"{c} = VALUES({c})" for c in update)
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON DUPLICATE KEY UPDATE {sets}"
+
     def engine_options(self):
         # READ COMMITTED: no gap locks, so concurrent appends queue on the session row only.
-        return {"isolation_level": "READ COMMITTED", "pool_recycle": 3600}
+        return super().engine_options() | {"isolation_level": "READ COMMITTED", "pool_recycle": 3600}
 
     def add_active_unique(self, table, columns):
         # No partial indexes here: a generated column is 1 while the row is
@@ -148,8 +199,12 @@ class MySQLRules(DialectRules):
         return stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
 
     def is_retryable(self, exc):
-        code = exc.orig.args[0] if getattr(exc.orig, "args", None) else None
-        return code in (1213, 1205)  # deadlock, lock wait timeout
+        args = getattr(_driver_error(exc), "args", None)
+        return bool(args) and args[0] in (1213, 1205)  # deadlock, lock wait timeout
+
+    def is_unique_violation(self, exc):
+        args = getattr(_driver_error(exc), "args", None)
+        return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
 
     async def try_lock(self, conn, name):
         return bool(await conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": name}))
@@ -168,11 +223,12 @@ class SQLiteRules(DialectRules):
 
     name = "sqlite"
     async_driver = "aiosqlite"
+    for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
     sync_drivers = ("pysqlite", "")
     busy_timeout_s = 30
 
     def engine_options(self):
-        return {"connect_args": {"timeout": self.busy_timeout_s}}
+        return super().engine_options() | {"connect_args": {"timeout": self.busy_timeout_s}}
 
     def install_hooks(self, engine):
         busy_ms = self.busy_timeout_s * 1000
@@ -204,7 +260,11 @@ class SQLiteRules(DialectRules):
         )
 
     def is_retryable(self, exc):
-        return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+        text = str(_driver_error(exc))
+        return "database is locked" in text or "database is busy" in text
+
+    def is_unique_violation(self, exc):
+        return "UNIQUE constraint failed" in str(_driver_error(exc))
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
     # which the caller's connection does (see sql/locks.py).

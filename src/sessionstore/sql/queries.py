@@ -1,4 +1,4 @@
-"""The SQL the service runs, built once per service from its tables and dialect rules.
+"""The reads the service runs through SQLAlchemy Core (writes are in sql/writes.py).
 
 Statements that run on every call are prebuilt with bind parameters, so a
 call only binds values (SQLAlchemy caches their compiled form).
@@ -23,14 +23,21 @@ from sqlalchemy import (
 )
 
 from ..cursor import Cursor
-from ..state import DELETE
 from .dialects import DialectRules
 from .models import Tables
 
 
+def active(table: Any) -> ColumnElement[bool]:
+    """Not deleted. Where the table has the generated `active` column (MySQL/MariaDB),
+    test that, so the (natural key..., active) unique index serves the lookup."""
+    if "active" in table.c:
+        return table.c.active == 1
+    return table.c.deleted_at.is_(None)
+
+
 def alive(table: Any, now: Any) -> ColumnElement[bool]:
     """Not deleted and not expired at `now`."""
-    return and_(table.c.deleted_at.is_(None), or_(table.c.expires_at.is_(None), table.c.expires_at > now))
+    return and_(active(table), or_(table.c.expires_at.is_(None), table.c.expires_at > now))
 
 
 class Queries:
@@ -38,41 +45,15 @@ class Queries:
         self.t = tables
         self.rules = rules
         s, e = tables.sessions, tables.events
-        now = bindparam("now")
-        self._session_where = and_(
+        session_where = and_(
             s.c.app_name == bindparam("app_name"),
             s.c.user_id == bindparam("user_id"),
             s.c.session_id == bindparam("session_id"),
-            alive(s, now),
+            alive(s, bindparam("now")),
         )
-        dup_seq = (
-            select(e.c.seq)
-            .where(e.c.session_pk == s.c.pk, e.c.event_id == bindparam("event_id"))
-            .scalar_subquery()
-            .label("dup_seq")
-        )
-        lock_cols = [s.c.pk, s.c.version, s.c.last_seq]
-        self.lock_for_append = rules.lock_rows(select(*lock_cols, dup_seq).where(self._session_where))
-        self.lock_for_append_with_state = rules.lock_rows(
-            select(*lock_cols, s.c.state, dup_seq).where(self._session_where)
-        )
-        self.lock_for_state = rules.lock_rows(select(*lock_cols, s.c.state).where(self._session_where))
         self.read_session = select(
             s.c.pk, s.c.state, s.c.version, s.c.last_seq, s.c.created_at, s.c.updated_at
-        ).where(self._session_where)
-        self.bump_session = (
-            update(s)
-            .where(s.c.pk == bindparam("b_pk"))
-            .values(
-                version=bindparam("b_version"),
-                last_seq=bindparam("b_last_seq"),
-                updated_at=bindparam("b_updated_at"),
-                expires_at=bindparam("b_expires_at"),
-            )
-        )
-        self.bump_session_with_state = self.bump_session.values(state=bindparam("b_state"))
-        self.insert_event = e.insert()
-        self.insert_session = s.insert()
+        ).where(session_where)
         self.event_columns = [
             e.c.seq, e.c.event_id, e.c.author, e.c.invocation_id, e.c.branch, e.c.timestamp,
             e.c.content, e.c.state_delta, e.c.state_removed, e.c.meta,
@@ -94,7 +75,7 @@ class Queries:
     def retire_session(self, app_name: str, user_id: str, session_id: str, now: datetime, *, only_expired: bool, soft: bool) -> Any:
         """Soft- or hard-delete the active row for this id (only if expired, when asked)."""
         s = self.t.sessions
-        where = [s.c.app_name == app_name, s.c.user_id == user_id, s.c.session_id == session_id, s.c.deleted_at.is_(None)]
+        where = [s.c.app_name == app_name, s.c.user_id == user_id, s.c.session_id == session_id, active(s)]
         if only_expired:
             where.append(s.c.expires_at <= now)
         if soft:
@@ -137,26 +118,3 @@ class Queries:
     def state_rows(self, table: Any, owner: dict[str, str], now: datetime) -> Select:
         where = [table.c[col] == value for col, value in owner.items()]
         return select(table.c.state_key, table.c.value).where(*where, alive(table, now))
-
-    def write_state(
-        self, table: Any, owner: dict[str, str], delta: dict[str, Any], now: datetime, expires_at: datetime | None, *, soft: bool
-    ) -> list[Any]:
-        """Statements applying a bare-key delta to app_state or user_state rows of `owner`."""
-        statements: list[Any] = []
-        sets = sorted((k, v) for k, v in delta.items() if v is not DELETE)
-        removed = sorted(k for k, v in delta.items() if v is DELETE)
-        if sets:
-            rows = [
-                {**owner, "state_key": k, "value": v, "created_at": now, "updated_at": now, "expires_at": expires_at, "deleted_at": None}
-                for k, v in sets
-            ]
-            key = [*owner, "state_key"]
-            statements.append(self.rules.upsert(table, rows, key, ["value", "updated_at", "expires_at"]))
-        if removed:
-            where = [table.c[col] == value for col, value in owner.items()]
-            where += [table.c.state_key.in_(removed), table.c.deleted_at.is_(None)]
-            if soft:
-                statements.append(update(table).where(*where).values(deleted_at=now, updated_at=now))
-            else:
-                statements.append(delete(table).where(*where))
-        return statements

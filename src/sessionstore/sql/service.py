@@ -26,6 +26,7 @@ from ..errors import (
     InvalidEventError,
     SessionExistsError,
     SessionNotFoundError,
+    SessionStoreError,
     StateValueError,
 )
 from ..events import PreparedEvent
@@ -38,7 +39,9 @@ from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
 from .errors import translate_errors
 from .models import DEFAULT_PREFIX, build_tables
+from .native import DRIVER_TX, DriverTx, driver_transaction
 from .queries import Queries
+from .writes import WriteSQL
 
 T = TypeVar("T")
 
@@ -71,6 +74,8 @@ class SQLSessionService(SessionService):
         self.auto_migrate = auto_migrate
         self.tables = build_tables(self.rules, table_prefix, schema)
         self.q = Queries(self.tables, self.rules)
+        self._tx_class = DRIVER_TX[self.rules.name]
+        self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self._owns_engine = owns_engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._ready = False
@@ -137,38 +142,49 @@ class SQLSessionService(SessionService):
             async with self.engine.connect() as conn:
                 return await work(conn)
 
+    async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction on the driver connection, retrying deadlocks and busy errors."""
+        await self._ensure_ready()
+        with translate_errors(self.engine):
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    async with driver_transaction(self.engine, self._tx_class) as tx:
+                        return await work(tx)
+                except SessionStoreError:
+                    raise
+                except Exception as exc:
+                    if attempt + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
+                        raise
+                await sleep_before_retry(attempt)
+        raise AssertionError("unreachable")
+
     # ------------------------------------------------------------------ sessions
 
     async def _create_session(self, key: Key, scoped: ScopedDelta, now: datetime) -> Session:
-        self._check_storable(scoped)
-        s = self.tables.sessions
-        soft = self.options.soft_delete
+        w = self.w
 
-        async def work(conn: AsyncConnection) -> Session:
-            await conn.execute(
-                self.q.retire_session(key.app_name, key.user_id, key.session_id, now, only_expired=True, soft=soft)
-            )
+        async def work(tx: DriverTx) -> None:
+            params = {
+                "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+                "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
+                "state": jsonvalue.dumps_str(scoped.session),
+            }
+            await tx.execute(w.soft_retire_expired if self.options.soft_delete else w.hard_retire_expired, params)
             try:
-                await conn.execute(
-                    self.q.insert_session,
-                    {
-                        "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-                        "state": scoped.session, "version": 0, "last_seq": 0,
-                        "created_at": now, "updated_at": now,
-                        "expires_at": expiry(now, self.options.session_ttl),
-                    },
-                )
-            except IntegrityError:
-                raise SessionExistsError(f"session {key.session_id!r} already exists") from None
-            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
-            shared = await self._shared_state(conn, key.app_name, key.user_id, now)
-            return Session(
-                id=key.session_id, app_name=key.app_name, user_id=key.user_id,
-                state=merged_view(scoped.session, *shared), events=[], version=0,
-                created_at=now, updated_at=now,
-            )
+                await tx.execute(w.insert_session, params)
+            except Exception as exc:
+                if self.rules.is_unique_violation(exc):
+                    raise SessionExistsError(f"session {key.session_id!r} already exists") from None
+                raise
+            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
 
-        return await self._write(work)
+        await self._native(work)
+        shared = await self._read(lambda conn: self._shared_state(conn, key.app_name, key.user_id, now))
+        return Session(
+            id=key.session_id, app_name=key.app_name, user_id=key.user_id,
+            state=merged_view(scoped.session, *shared), events=[], version=0,
+            created_at=now, updated_at=now,
+        )
 
     async def _get_session(self, key: Key, limit: int, after: datetime | None, now: datetime) -> Session | None:
         params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
@@ -226,80 +242,72 @@ class SQLSessionService(SessionService):
     async def _append_event(
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
     ) -> tuple[Event, int, bool]:
-        if prepared.has_nul and self.rules.json_forbids_nul:
-            raise InvalidEventError(f"event {prepared.event.id}: {self.rules.name} cannot store the character U+0000")
-        scoped = prepared.scoped
-        event = prepared.event
-        params = {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-            "now": now, "event_id": event.id,
-        }
-        lock = self.q.lock_for_append_with_state if scoped.session else self.q.lock_for_append
-        sets = {k: v for k, v in event.state_delta.items() if v is not DELETE}
-        removed = [k for k, v in event.state_delta.items() if v is DELETE] or None
+        scoped, event, w = prepared.scoped, prepared.event, self.w
+        content_json, meta_json, delta_json = prepared.json
+        removed = [k for k, v in event.state_delta.items() if v is DELETE]
+
+        async def work(tx: DriverTx) -> tuple[int, int]:
+            """Store the event; return (session pk, version after). Raises _AlreadyStored for a retry."""
+            pk, version, seq, state = await self._claim(tx, key, now, seq_step=1, with_state=bool(scoped.session))
+            if expected_version is not None and version != expected_version:
+                if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
+                    raise _AlreadyStored(pk)  # the id check comes first: a retry never conflicts
+                raise ConflictError(
+                    f"session {key.session_id!r} is at version {version}, not {expected_version}",
+                    expected=expected_version, actual=version,
+                )
+            if scoped.session:
+                new_state = apply_delta(state, scoped.session)
+                await tx.execute(w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
+            at = tx.time(now)
+            try:
+                await tx.execute(w.insert_event, {
+                    "session_pk": pk, "seq": seq, "event_id": event.id, "author": event.author,
+                    "invocation_id": event.invocation_id, "branch": event.branch,
+                    "timestamp": tx.time(event.timestamp), "content": content_json,
+                    "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
+                    "meta": meta_json, "created_at": at, "updated_at": at,
+                })
+            except Exception as exc:
+                if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
+                    raise _AlreadyStored(pk) from None
+                raise
+            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            event.seq = seq
+            return pk, version + 1
+
+        try:
+            _, version = await self._native(work)
+        except _AlreadyStored as dup:
+            return await self._stored_event(key, dup.session_pk, event.id, now)
+        return event, version, False
+
+    async def _stored_event(self, key: Key, session_pk: int, event_id: str, now: datetime) -> tuple[Event, int, bool]:
+        """The event a retried append had already stored, with the session's current version."""
+        session_params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
+        event_params = {"session_pk": session_pk, "event_id": event_id}
 
         async def work(conn: AsyncConnection) -> tuple[Event, int, bool]:
-            row = (await conn.execute(lock, params)).first()
-            if row is None:
-                raise SessionNotFoundError(f"session {key.session_id!r} not found")
-            if row.dup_seq is not None:
-                stored = (await conn.execute(self.q.read_event_by_id, {"session_pk": row.pk, "event_id": event.id})).one()
-                return _event(stored), row.version, True
-            if expected_version is not None and row.version != expected_version:
-                raise ConflictError(
-                    f"session {key.session_id!r} is at version {row.version}, not {expected_version}",
-                    expected=expected_version, actual=row.version,
-                )
-            seq, version = row.last_seq + 1, row.version + 1
-            bump = {
-                "b_pk": row.pk, "b_version": version, "b_last_seq": seq, "b_updated_at": now,
-                "b_expires_at": expiry(now, self.options.session_ttl),
-            }
-            if scoped.session:
-                bump["b_state"] = apply_delta(dict(row.state), scoped.session)
-                await conn.execute(self.q.bump_session_with_state, bump)
-            else:
-                await conn.execute(self.q.bump_session, bump)
-            await conn.execute(
-                self.q.insert_event,
-                {
-                    "session_pk": row.pk, "seq": seq, "event_id": event.id, "author": event.author,
-                    "invocation_id": event.invocation_id, "branch": event.branch, "timestamp": event.timestamp,
-                    "content": event.content, "state_delta": sets, "state_removed": removed,
-                    "meta": event.metadata, "created_at": now, "updated_at": now,
-                },
-            )
-            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
-            event.seq = seq
-            return event, version, False
+            stored = (await conn.execute(self.q.read_event_by_id, event_params)).one()
+            session = (await conn.execute(self.q.read_session, session_params)).first()
+            return _event(stored), session.version if session is not None else 0, True
 
-        return await self._write(work)
+        return await self._read(work)
 
     # ------------------------------------------------------------------ state
 
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
-        self._check_storable(scoped)
-        params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
 
-        async def work(conn: AsyncConnection) -> None:
-            row = (await conn.execute(self.q.lock_for_state, params)).first()
-            if row is None:
-                raise SessionNotFoundError(f"session {key.session_id!r} not found")
-            await conn.execute(
-                self.q.bump_session_with_state,
-                {
-                    "b_pk": row.pk, "b_version": row.version + 1, "b_last_seq": row.last_seq,
-                    "b_updated_at": now, "b_expires_at": expiry(now, self.options.session_ttl),
-                    "b_state": apply_delta(dict(row.state), scoped.session),
-                },
-            )
-            await self._apply_shared(conn, scoped, key.app_name, key.user_id, now)
+        async def work(tx: DriverTx) -> None:
+            pk, _, _, state = await self._claim(tx, key, now, seq_step=0, with_state=True)
+            new_state = apply_delta(state, scoped.session)
+            await tx.execute(self.w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
+            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
 
-        await self._write(work)
+        await self._native(work)
 
     async def _update_shared_state(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        self._check_storable(scoped)
-        await self._write(lambda conn: self._apply_shared(conn, scoped, app_name, user_id, now))
+        await self._native(lambda tx: self._apply_shared(tx, scoped, app_name, user_id, now))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
         stmt = self.q.state_rows(self.tables.app_state, {"app_name": app_name}, now)
@@ -321,20 +329,42 @@ class SQLSessionService(SessionService):
 
     # ------------------------------------------------------------------ internals
 
-    async def _apply_shared(self, conn: AsyncConnection, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        soft = self.options.soft_delete
-        if scoped.app:
-            for stmt in self.q.write_state(
-                self.tables.app_state, {"app_name": app_name}, scoped.app, now,
-                expiry(now, self.options.app_state_ttl), soft=soft,
-            ):
-                await conn.execute(stmt)
-        if scoped.user and user_id is not None:
-            for stmt in self.q.write_state(
-                self.tables.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, now,
-                expiry(now, self.options.user_state_ttl), soft=soft,
-            ):
-                await conn.execute(stmt)
+    async def _claim(
+        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, with_state: bool
+    ) -> tuple[int, int, int, dict[str, Any]]:
+        """Lock and bump the session row: (pk, version before, new last_seq, session state or {}).
+
+        Raises SessionNotFoundError if the session is not active.
+        """
+        w = self.w
+        params = {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+            "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
+            "seq_step": seq_step,
+        }
+        row = await tx.fetchone(w.claim_with_state if with_state else w.claim, params)
+        if row is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        if w.bump is not None:
+            await tx.execute(w.bump, {**params, "pk": row[0]})
+        return row[0], row[1], row[2], _json(row[3]) if with_state else {}
+
+    async def _apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
+        targets = [(self.w.app_state, {"app_name": app_name}, scoped.app, self.options.app_state_ttl)]
+        if user_id is not None:
+            targets.append((self.w.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, self.options.user_state_ttl))
+        at = tx.time(now)
+        for sql, owner, delta, ttl in targets:
+            expires_at = tx.time(expiry(now, ttl))
+            for name in sorted(delta):
+                value = delta[name]
+                params = {**owner, "state_key": name, "now": at}
+                if value is not DELETE:
+                    params.update(value=jsonvalue.dumps_str(value), created_at=at, updated_at=at, expires_at=expires_at)
+                    await tx.execute(sql.upsert, params)
+                else:
+                    await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
 
     async def _shared_state(self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime) -> tuple[dict, dict]:
         """(app state, user state) in one round trip."""
@@ -344,17 +374,6 @@ class SQLSessionService(SessionService):
             (app if scope == "a" else user)[name] = value
         return app, user
 
-    def _check_storable(self, scoped: ScopedDelta) -> None:
-        """Reject values the database cannot hold (U+0000 in PostgreSQL JSONB) before writing."""
-        if not self.rules.json_forbids_nul:
-            return
-        for prefix, part in (("", scoped.session), ("app:", scoped.app), ("user:", scoped.user)):
-            for name, value in part.items():
-                if value is not DELETE and jsonvalue.has_nul(value):
-                    raise StateValueError(
-                        f"state key {prefix + name!r}: {self.rules.name} cannot store the character U+0000",
-                        key=prefix + name,
-                    )
 
 
 def _event(row: Any) -> Event:
@@ -366,6 +385,22 @@ def _event(row: Any) -> Event:
         timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
         metadata=row.meta if row.meta is not None else {}, seq=row.seq,
     )
+
+
+class _AlreadyStored(Exception):
+    """Internal: the event id is already stored in the session; roll back and return that event."""
+
+    def __init__(self, session_pk: int) -> None:
+        self.session_pk = session_pk
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as the driver returned it (text on every driver we use), decoded."""
+    return jsonvalue.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def _one(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> Any:
+    return (await conn.execute(stmt, params)).one()
 
 
 async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:

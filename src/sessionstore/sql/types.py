@@ -2,8 +2,10 @@
 
 - JSONDoc: JSONB on PostgreSQL, JSON on MySQL/MariaDB, JSON in a TEXT column on SQLite.
 - UTCDateTime: microsecond UTC timestamps everywhere; aware datetimes in and out.
-- Identifier: bounded VARCHAR that compares case-sensitively on every database
-  (binary collation on MySQL/MariaDB; PostgreSQL and SQLite already compare bytes).
+- Identifier: a bounded id that compares exactly (case and trailing spaces
+  matter) on every database: VARCHAR on PostgreSQL and SQLite, which compare
+  bytes; VARBINARY holding UTF-8 on MySQL/MariaDB, whose binary collations
+  still ignore trailing spaces (PAD SPACE) and differ between the two.
 """
 
 from __future__ import annotations
@@ -52,9 +54,27 @@ def JSONDoc() -> Any:  # noqa: N802 - reads like a type in table definitions
     return _mysql_variant(base, mysql.JSON(none_as_null=False))
 
 
+class UTF8Bytes(TypeDecorator[str]):
+    """A str kept as its UTF-8 bytes in VARBINARY (MySQL/MariaDB ids): compared byte for byte."""
+
+    impl = mysql.VARBINARY
+    cache_ok = True
+
+    def __init__(self, chars: int) -> None:
+        super().__init__(chars * 4)  # up to 4 bytes per code point
+
+    def bind_processor(self, dialect: Any) -> None:
+        # Bound as str: the server stores and compares it as its utf8mb4 bytes.
+        # (VARBINARY's own processor wants bytes, which aiomysql 0.3 cannot escape.)
+        return None
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> str | None:
+        return None if value is None else bytes(value).decode()
+
+
 def Identifier(length: int = MAX_ID_LENGTH) -> Any:  # noqa: N802
-    """A bounded, case-sensitive id column."""
-    return _mysql_variant(String(length), mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"))
+    """A bounded id column that compares exactly (case- and space-sensitive) everywhere."""
+    return _mysql_variant(String(length), UTF8Bytes(length))
 
 
 def BigId() -> Any:  # noqa: N802

@@ -1,0 +1,27 @@
+# The README's quick start: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m sessionstore.demo
+
+# Runs every backend. PostgreSQL/MariaDB are found at their local defaults or
+# through SESSIONSTORE_TEST_POSTGRES_URL / SESSIONSTORE_TEST_MYSQL_URL; without a
+# server those tests skip, except under CI=true where they fail.
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .sessionstore dist
