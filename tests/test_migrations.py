@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 import venv
 import zipfile
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, insert, select, func, text, update
+from sqlalchemy import func, insert, inspect, literal_column, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -227,10 +226,14 @@ async def test_one_active_row_per_key_holds_on_the_migrated_schema(db: Db) -> No
     async with db.engine.begin() as conn:
         await conn.execute(update(t.sessions).values(deleted_at=NOW))
         await conn.execute(insert(t.sessions).values(**row))  # the id is free again once deleted
-        await conn.execute(insert(t.sessions).values(**(row | {"session_id": "S"})))  # case-sensitive ids
+        await conn.execute(insert(t.sessions).values(**(row | {"session_id": "S"})))  # ids compare exactly:
+        await conn.execute(insert(t.sessions).values(**(row | {"session_id": "s "})))  # case and trailing spaces
+        await conn.execute(insert(t.sessions).values(**(row | {"session_id": "sé"})))
         await conn.execute(update(t.sessions).where(t.sessions.c.deleted_at.is_(None)).values(deleted_at=NOW))
         await conn.execute(insert(t.sessions).values(**row))
-        assert await conn.scalar(select(func.count()).select_from(t.sessions)) == 4
+        assert await conn.scalar(select(func.count()).select_from(t.sessions)) == 6
+        ids = (await conn.execute(select(t.sessions.c.session_id).where(t.sessions.c.deleted_at.is_(None)))).scalars()
+        assert list(ids) == ["s"]
 
 
 async def test_host_alembic_version_and_tables_are_untouched(db: Db) -> None:
@@ -431,9 +434,10 @@ async def test_second_revision_upgrades_a_database_with_data_without_losing_a_ro
     assert await current_revision(db.engine) == "0002"
     assert await counts(db.engine) == before
     async with db.engine.connect() as conn:
-        titles = (await conn.execute(text("SELECT session_id, title FROM ss_sessions ORDER BY session_id"))).all()
-        assert [tuple(r) for r in titles] == [("s0", "s0"), ("s1", "s1"), ("s2", "s2")]
         t = tables_for(db.engine)
+        query = select(t.sessions.c.session_id, literal_column("title")).order_by(t.sessions.c.session_id)
+        titles = (await conn.execute(query)).all()
+        assert [tuple(r) for r in titles] == [("s0", "s0"), ("s1", "s1"), ("s2", "s2")]
         contents = (await conn.execute(select(t.events.c.content).order_by(t.events.c.pk))).scalars().all()
         assert contents[:2] == [{"text": "turn 1"}, {"text": "turn 2"}]
         state = await conn.scalar(select(t.sessions.c.state).where(t.sessions.c.session_id == "s1"))
@@ -505,7 +509,7 @@ EXPECTED_DDL = {
                    "ON app.ss_sessions (app_name, user_id, session_id) WHERE deleted_at IS NULL", "COMMIT;"],
     "mysql": ["active INTEGER GENERATED ALWAYS AS (CASE WHEN deleted_at IS NULL THEN 1 ELSE NULL END) STORED",
               "ss_sessions_active_key ON ss_sessions (app_name, user_id, session_id, active)", "state JSON NOT NULL",
-              "created_at DATETIME(6) NOT NULL", "COLLATE utf8mb4_bin", "ENGINE=InnoDB"],
+              "created_at DATETIME(6) NOT NULL", "session_id VARBINARY(512) NOT NULL", "ENGINE=InnoDB"],
 }
 
 

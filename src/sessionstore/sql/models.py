@@ -56,7 +56,10 @@ def _table(metadata: MetaData, rules: DialectRules, name: str, natural_key: list
     (events, track events) go with their session or are trimmed by seq, so
     they carry no such indexes that every insert would pay for.
     """
-    table = Table(name, metadata, Column("pk", BigId(), primary_key=True, autoincrement=True), *items, *_lifecycle())
+    table = Table(
+        name, metadata, Column("pk", BigId(), primary_key=True, autoincrement=True), *items, *_lifecycle(),
+        mysql_engine="InnoDB", mysql_charset="utf8mb4",
+    )
     if natural_key:
         rules.add_active_unique(table, natural_key)
         Index(f"{name}_expires", table.c.expires_at)
