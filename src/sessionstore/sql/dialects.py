@@ -30,6 +30,8 @@ class DialectRules:
     async_driver = ""
     sync_drivers: tuple[str, ...] = ()
     supports_returning_update = True
+    writable_ctes = False
+    """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
 
     # ---- engine
 
@@ -126,6 +128,7 @@ def _lock_id(name: str) -> int:
 class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
+    writable_ctes = True
     sync_drivers = ("psycopg2", "psycopg", "pg8000", "")
 
     def json_param(self, name):

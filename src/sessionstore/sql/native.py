@@ -34,8 +34,13 @@ class NativeSQL:
         names: list[str] = []
 
         def placeholder(match: re.Match[str]) -> str:
-            names.append(match.group(1))
-            return {"dollar": f"${len(names)}", "format": "%s", "qmark": "?"}[style]
+            name = match.group(1)
+            if style == "dollar":  # numbered: a name used twice is one parameter
+                if name not in names:
+                    names.append(name)
+                return f"${names.index(name) + 1}"
+            names.append(name)
+            return "%s" if style == "format" else "?"
 
         self.text = _NAMED.sub(placeholder, " ".join(sql.split()))
         self.names = tuple(names)
@@ -140,6 +145,15 @@ class AiosqliteTx(DriverTx):
 
 
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
+
+
+async def driver_fetchone(engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]) -> Any:
+    """Run one statement on its own (the database commits it as it runs) and return its first row."""
+    pooled = await engine.raw_connection()
+    try:
+        return await tx_class(pooled.driver_connection).fetchone(stmt, params)
+    finally:
+        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager

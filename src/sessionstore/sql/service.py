@@ -39,7 +39,7 @@ from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
 from .errors import translate_errors
 from .models import DEFAULT_PREFIX, build_tables
-from .native import DRIVER_TX, DriverTx, driver_transaction
+from .native import DRIVER_TX, DriverTx, driver_fetchone, driver_transaction
 from .queries import Queries
 from .writes import WriteSQL
 
@@ -143,19 +143,27 @@ class SQLSessionService(SessionService):
                 return await work(conn)
 
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
-        """Run `work` in one write transaction on the driver connection, retrying deadlocks and busy errors."""
+        """Run `work` in one write transaction on the driver connection."""
+
+        async def attempt() -> T:
+            async with driver_transaction(self.engine, self._tx_class) as tx:
+                return await work(tx)
+
+        return await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run a write, rerunning it after a deadlock, serialization failure or busy database."""
         await self._ensure_ready()
         with translate_errors(self.engine):
-            for attempt in range(MAX_ATTEMPTS):
+            for n in range(MAX_ATTEMPTS):
                 try:
-                    async with driver_transaction(self.engine, self._tx_class) as tx:
-                        return await work(tx)
+                    return await attempt()
                 except SessionStoreError:
                     raise
                 except Exception as exc:
-                    if attempt + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
+                    if n + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
                         raise
-                await sleep_before_retry(attempt)
+                await sleep_before_retry(n)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ sessions
@@ -245,6 +253,12 @@ class SQLSessionService(SessionService):
         scoped, event, w = prepared.scoped, prepared.event, self.w
         content_json, meta_json, delta_json = prepared.json
         removed = [k for k, v in event.state_delta.items() if v is DELETE]
+        if w.append_in_one is not None:
+            stored = await self._append_in_one(key, prepared, expected_version, now, removed)
+            if stored is not None:
+                return stored
+            # Missing session, stale expected_version or a retried id: the
+            # general transaction below tells these apart.
 
         async def work(tx: DriverTx) -> tuple[int, int]:
             """Store the event; return (session pk, version after). Raises _AlreadyStored for a retry."""
@@ -281,6 +295,43 @@ class SQLSessionService(SessionService):
         except _AlreadyStored as dup:
             return await self._stored_event(key, dup.session_pk, event.id, now)
         return event, version, False
+
+    async def _append_in_one(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, removed: list[str]
+    ) -> tuple[Event, int, bool] | None:
+        """The usual append as one statement (PostgreSQL); None when it did not apply."""
+        scoped, event = prepared.scoped, prepared.event
+        content_json, meta_json, delta_json = prepared.json
+        at = self._tx_class.time
+        params = {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+            "now": at(now), "expires_at": at(expiry(now, self.options.session_ttl)), "expected": expected_version,
+            "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
+            "branch": event.branch, "timestamp": at(event.timestamp), "content": content_json,
+            "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
+            "meta": meta_json, "created_at": at(now), "updated_at": at(now),
+        }
+        for scope, delta, ttl in (
+            ("state", scoped.session, self.options.session_ttl),
+            ("app", scoped.app, self.options.app_state_ttl),
+            ("user", scoped.user, self.options.user_state_ttl),
+        ):
+            params[f"{scope}_sets"] = jsonvalue.dumps_str({k: v for k, v in delta.items() if v is not DELETE})
+            params["state_removed_keys" if scope == "state" else f"{scope}_removed"] = [
+                k for k, v in delta.items() if v is DELETE
+            ]
+            params[f"{scope}_expires_at"] = at(expiry(now, ttl))
+        stmt = self.w.append_in_one[self.options.soft_delete]
+        try:
+            row = await self._retrying(lambda: driver_fetchone(self.engine, self._tx_class, stmt, params))
+        except Exception as exc:
+            if self.rules.is_unique_violation(exc):
+                return None
+            raise
+        if row is None:
+            return None
+        event.seq = row[2]
+        return event, row[1], False
 
     async def _stored_event(self, key: Key, session_pk: int, event_id: str, now: datetime) -> tuple[Event, int, bool]:
         """The event a retried append had already stored, with the session's current version."""
@@ -357,7 +408,7 @@ class SQLSessionService(SessionService):
         at = tx.time(now)
         for sql, owner, delta, ttl in targets:
             expires_at = tx.time(expiry(now, ttl))
-            for name in sorted(delta):
+            for name in sorted(delta, key=lock_order):
                 value = delta[name]
                 params = {**owner, "state_key": name, "now": at}
                 if value is not DELETE:
@@ -385,6 +436,13 @@ def _event(row: Any) -> Event:
         timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
         metadata=row.meta if row.meta is not None else {}, seq=row.seq,
     )
+
+
+def lock_order(state_key: str) -> tuple[int, bytes]:
+    """The order shared-state keys are written (and so locked) in: PostgreSQL's jsonb key
+    order (shorter first, then bytewise), which the one-statement append follows too."""
+    raw = state_key.encode()
+    return len(raw), raw
 
 
 class _AlreadyStored(Exception):

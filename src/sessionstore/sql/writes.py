@@ -69,6 +69,55 @@ class WriteSQL:
         )
         self.app_state = StateSQL(name(tables.app_state), ("app_name",), rules, sql)
         self.user_state = StateSQL(name(tables.user_state), ("app_name", "user_id"), rules, sql)
+        self.append_in_one: dict[bool, NativeSQL] | None = None
+        if rules.writable_ctes:
+            self.append_in_one = {
+                soft: sql(_append_in_one_statement(sessions, events, name(tables.app_state), name(tables.user_state), live, soft))
+                for soft in (True, False)
+            }
+
+
+def _append_in_one_statement(sessions: str, events: str, app_state: str, user_state: str, live: str, soft: bool) -> str:
+    """A whole append as one PostgreSQL statement (one round trip, committed as it runs).
+
+    Data-modifying CTEs all run, each once: claim the session row (only at
+    :expected when given), fold the session-state delta into it with jsonb
+    operators, insert the event, upsert/remove the app: and user: keys. It
+    returns no row when the session is missing or at another version, and a
+    retried event id fails on the unique index; the caller then runs the
+    general transaction, which tells those cases apart.
+    """
+    cols = ", ".join(_EVENT_COLUMNS)
+    values = ", ".join(
+        {"session_pk": "pk", "seq": "last_seq"}.get(c, f"CAST(:{c} AS JSONB)" if c in _EVENT_JSON else f":{c}")
+        for c in _EVENT_COLUMNS
+    )
+    ctes = [
+        f"""claimed AS (UPDATE {sessions} SET version = version + 1, last_seq = last_seq + 1,
+            updated_at = :now, expires_at = :expires_at,
+            state = (state || CAST(:state_sets AS JSONB)) - CAST(:state_removed_keys AS TEXT[])
+            WHERE {live} AND (CAST(:expected AS BIGINT) IS NULL OR version = CAST(:expected AS BIGINT))
+            RETURNING pk, version, last_seq)""",
+        f"stored AS (INSERT INTO {events} ({cols}) SELECT {values} FROM claimed)",
+    ]
+    for scope, table, owner in (("app", app_state, ("app_name",)), ("user", user_state, ("app_name", "user_id"))):
+        owner_cols = ", ".join(owner)
+        owner_vals = ", ".join(f":{c}" for c in owner)
+        owner_match = " AND ".join(f"{c} = :{c}" for c in owner)
+        ctes.append(
+            f"""{scope}_set AS (INSERT INTO {table} ({owner_cols}, state_key, value, created_at, updated_at, expires_at)
+            SELECT {owner_vals}, key, value, :now, :now, :{scope}_expires_at
+            FROM jsonb_each(CAST(:{scope}_sets AS JSONB)) WHERE EXISTS (SELECT 1 FROM claimed)
+            ON CONFLICT ({owner_cols}, state_key) WHERE deleted_at IS NULL
+            DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at)"""
+        )
+        gone = f"{owner_match} AND state_key = ANY(CAST(:{scope}_removed AS TEXT[])) AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM claimed)"
+        ctes.append(
+            f"{scope}_del AS (UPDATE {table} SET deleted_at = :now, updated_at = :now WHERE {gone})"
+            if soft
+            else f"{scope}_del AS (DELETE FROM {table} WHERE {gone})"
+        )
+    return "WITH " + ",\n".join(ctes) + "\nSELECT pk, version, last_seq FROM claimed"
 
 
 class StateSQL:
