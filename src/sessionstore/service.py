@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -182,15 +183,15 @@ class SessionService(abc.ABC):
         now = self._now()
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now)
         if not duplicate:
-            session.events.append(copy_event(stored))
+            _add_in_seq_order(session.events, copy_event(stored))
             apply_delta(session.state, caller_delta)
-            session.version = version
-            session.updated_at = now
+            session.version = max(session.version, version)  # replies may arrive out of commit order
+            session.updated_at = max(session.updated_at, now)
         elif all(e.id != stored.id for e in session.events):
             # A retry whose first attempt committed but whose reply was lost: the
             # caller's object gets the event, but not the current version, which
             # may include other writers' changes it has not seen.
-            session.events.append(copy_event(stored))
+            _add_in_seq_order(session.events, copy_event(stored))
             apply_delta(session.state, caller_delta)
         return stored
 
@@ -291,6 +292,14 @@ class SessionService(abc.ABC):
 
     @abc.abstractmethod
     async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]: ...
+
+
+def _add_in_seq_order(events: list[Event], event: Event) -> None:
+    """Add a stored event to a caller's list, keeping seq order (replies may arrive out of order)."""
+    if not events or (events[-1].seq or 0) < (event.seq or 0):
+        events.append(event)
+    else:
+        bisect.insort(events, event, key=lambda e: e.seq or 0)
 
 
 def _key(key: object) -> Key:

@@ -14,14 +14,15 @@ with ``:name`` parameters and compiled to the driver's parameter style.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
@@ -118,33 +119,79 @@ class AiomysqlTx(DriverTx):
 
 
 class AiosqliteTx(DriverTx):
-    """Our SQLite connections run with pysqlite's implicit transactions off (see dialects.py)."""
+    """Our SQLite connections run with pysqlite's implicit transactions off (see dialects.py).
+
+    Each aiosqlite call is a hop to the connection's worker thread. So a whole
+    transaction runs in one hop: `run` hands the transaction's coroutine to
+    that thread, where this class's methods call sqlite3 directly and never
+    suspend, so the coroutine runs to its end in one go.
+    """
 
     style = "qmark"
 
     async def begin(self) -> None:
-        await self.conn.execute("BEGIN IMMEDIATE")
+        self.db.execute("BEGIN IMMEDIATE")
 
     async def commit(self) -> None:
-        await self.conn.execute("COMMIT")
+        self.db.execute("COMMIT")
 
     async def rollback(self) -> None:
-        await self.conn.execute("ROLLBACK")
+        self.db.execute("ROLLBACK")
 
     async def fetchone(self, stmt, params):
-        rows = await self.conn.execute_fetchall(stmt.text, stmt.args(params))
-        return rows[0] if rows else None
+        return self.db.execute(stmt.text, stmt.args(params)).fetchone()
 
     async def execute(self, stmt, params):
-        await self.conn.execute_fetchall(stmt.text, stmt.args(params))
+        self.db.execute(stmt.text, stmt.args(params))
+
+    @property
+    def db(self) -> Any:
+        """The sqlite3 connection inside aiosqlite (only touched on its worker thread)."""
+        return self.conn._conn
 
     @staticmethod
     def time(value):
         # The text SQLAlchemy's SQLite DateTime writes, so both paths compare alike.
         return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
+    async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
+        """Run begin, work, commit (or rollback) on the worker thread, in one hop."""
+        return await self.conn._execute(_run_to_end, self._transaction(work))
+
+    async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
+        await self.begin()
+        try:
+            result = await work(self)
+            await self.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+        return result
+
+
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive a coroutine that never suspends to its result (on aiosqlite's thread)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a SQLite write transaction awaited something other than the database")
+
 
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
+
+
+async def run_transaction(engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]]) -> T:
+    """Run `work` in one write transaction on a pooled driver connection."""
+    if tx_class is AiosqliteTx:
+        pooled = await engine.raw_connection()
+        try:
+            return await AiosqliteTx(pooled.driver_connection).run(work)
+        finally:
+            await greenlet_spawn(pooled.close)
+    async with driver_transaction(engine, tx_class) as tx:
+        return await work(tx)
 
 
 async def driver_fetchone(engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]) -> Any:

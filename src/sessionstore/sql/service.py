@@ -39,7 +39,7 @@ from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
 from .errors import translate_errors
 from .models import DEFAULT_PREFIX, build_tables
-from .native import DRIVER_TX, DriverTx, driver_fetchone, driver_transaction
+from .native import DRIVER_TX, DriverTx, driver_fetchone, run_transaction
 from .queries import Queries
 from .writes import WriteSQL
 
@@ -145,11 +145,7 @@ class SQLSessionService(SessionService):
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run `work` in one write transaction on the driver connection."""
 
-        async def attempt() -> T:
-            async with driver_transaction(self.engine, self._tx_class) as tx:
-                return await work(tx)
-
-        return await self._retrying(attempt)
+        return await self._retrying(lambda: run_transaction(self.engine, self._tx_class, work))
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run a write, rerunning it after a deadlock, serialization failure or busy database."""
