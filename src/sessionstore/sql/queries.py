@@ -23,7 +23,6 @@ from sqlalchemy import (
 )
 
 from ..cursor import Cursor
-from .dialects import DialectRules
 from .models import Tables
 
 
@@ -41,9 +40,8 @@ def alive(table: Any, now: Any) -> ColumnElement[bool]:
 
 
 class Queries:
-    def __init__(self, tables: Tables, rules: DialectRules) -> None:
+    def __init__(self, tables: Tables) -> None:
         self.t = tables
-        self.rules = rules
         s, e = tables.sessions, tables.events
         session_where = and_(
             s.c.app_name == bindparam("app_name"),
@@ -72,12 +70,10 @@ class Queries:
             stmt = stmt.where(e.c.timestamp >= after)
         return stmt.order_by(e.c.seq.desc()).limit(limit)
 
-    def retire_session(self, app_name: str, user_id: str, session_id: str, now: datetime, *, only_expired: bool, soft: bool) -> Any:
-        """Soft- or hard-delete the active row for this id (only if expired, when asked)."""
+    def delete_session(self, app_name: str, user_id: str, session_id: str, now: datetime, *, soft: bool) -> Any:
+        """Soft- or hard-delete the active row for this id (hard: its events go by cascade)."""
         s = self.t.sessions
         where = [s.c.app_name == app_name, s.c.user_id == user_id, s.c.session_id == session_id, active(s)]
-        if only_expired:
-            where.append(s.c.expires_at <= now)
         if soft:
             return update(s).where(*where).values(deleted_at=now, updated_at=now)
         return delete(s).where(*where)

@@ -73,7 +73,7 @@ class SQLSessionService(SessionService):
         self.schema = schema
         self.auto_migrate = auto_migrate
         self.tables = build_tables(self.rules, table_prefix, schema)
-        self.q = Queries(self.tables, self.rules)
+        self.q = Queries(self.tables)
         self._tx_class = DRIVER_TX[self.rules.name]
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self._owns_engine = owns_engine
@@ -236,9 +236,7 @@ class SQLSessionService(SessionService):
         return await self._read(work)
 
     async def _delete_session(self, key: Key, now: datetime) -> None:
-        stmt = self.q.retire_session(
-            key.app_name, key.user_id, key.session_id, now, only_expired=False, soft=self.options.soft_delete
-        )
+        stmt = self.q.delete_session(key.app_name, key.user_id, key.session_id, now, soft=self.options.soft_delete)
         await self._write(lambda conn: conn.execute(stmt))
 
     # ------------------------------------------------------------------ events
