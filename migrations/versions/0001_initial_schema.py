@@ -92,7 +92,7 @@ def _session_ref(prefix: str, schema: str | None) -> list[sa.SchemaItem]:
     ]
 
 
-def _create(name: str, natural_key: list[str] | None, *items: sa.SchemaItem) -> None:
+def _create(name: str, natural_key: list[str] | None, *items: sa.SchemaItem, **options: object) -> None:
     """A table with a BIGINT surrogate key and the lifecycle columns.
 
     With a natural key: one active row per key, plus the expires_at and
@@ -112,7 +112,7 @@ def _create(name: str, natural_key: list[str] | None, *items: sa.SchemaItem) -> 
                 sa.Computed("CASE WHEN deleted_at IS NULL THEN 1 ELSE NULL END", persisted=True),
             )
         )
-    op.create_table(name, *columns, schema=schema, mysql_engine="InnoDB", mysql_charset="utf8mb4")
+    op.create_table(name, *columns, schema=schema, mysql_engine="InnoDB", mysql_charset="utf8mb4", **options)
     if not natural_key:
         return
     if is_mysql:
@@ -138,6 +138,8 @@ def upgrade() -> None:
         sa.Column("state", _json(), nullable=False),
         sa.Column("version", _big_id(), nullable=False, server_default=sa.text("0")),
         sa.Column("last_seq", _big_id(), nullable=False, server_default=sa.text("0")),
+        # SQLite would otherwise hand a hard-deleted session's rowid to the next one.
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"{p}sessions_recent", f"{p}sessions", ["app_name", "user_id", "updated_at", "session_id"], schema=schema

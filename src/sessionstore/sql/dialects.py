@@ -236,8 +236,12 @@ class SQLiteRules(DialectRules):
     def install_hooks(self, engine):
         busy_ms = self.busy_timeout_s * 1000
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # At checkout, not connect: a caller's engine may have pooled connections
+        # before it reached us, and they need the same setup. Once per connection.
+        @event.listens_for(engine.sync_engine, "checkout")
+        def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if record.info.get("sessionstore_setup"):
+                return
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -245,6 +249,7 @@ class SQLiteRules(DialectRules):
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            record.info["sessionstore_setup"] = True
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:

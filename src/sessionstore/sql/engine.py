@@ -32,7 +32,7 @@ def normalize_url(url: str | URL) -> URL:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise ConfigurationError(f"not a database URL: {redact(url)}") from None
     backend, _, driver = parsed.drivername.partition("+")
     dialect = _SCHEMES.get(backend)
@@ -77,7 +77,17 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
 
 
 def rules_of(engine: AsyncEngine) -> DialectRules:
-    return rules_for(engine.dialect.name)
+    """The dialect rules of an engine, which must use the dialect's async driver."""
+    name = engine.dialect.name
+    if name not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ConfigurationError(f"unsupported database {name!r}: use SQLite, PostgreSQL or MySQL/MariaDB")
+    rules = rules_for(name)
+    if engine.dialect.driver != rules.async_driver:
+        raise ConfigurationError(
+            f"the engine uses the {engine.dialect.driver!r} driver; sessionstore needs {rules.async_driver} "
+            f"for {name} (create_async_engine('{name}+{rules.async_driver}://…'))"
+        )
+    return rules
 
 
 def prepare_engine(engine: AsyncEngine) -> None:

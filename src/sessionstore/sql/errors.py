@@ -1,37 +1,61 @@
-"""Turning driver errors into messages that never show a password."""
+"""Turning database errors into typed ones whose messages never show a password."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import SessionStoreError
 
+_DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
+
 
 class DatabaseError(SessionStoreError):
-    """The database could not be reached or refused the operation. The URL is shown redacted."""
+    """The database could not be reached or refused an operation. The URL is shown redacted."""
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """A driver's own error (our writes run on the driver connection) or SQLAlchemy's wrapper of one."""
+    if isinstance(exc, (DBAPIError, ConnectionError, TimeoutError)):
+        return True
+    return type(exc).__module__.split(".", 1)[0] in _DRIVER_MODULES
 
 
 @contextmanager
 def translate_errors(engine: AsyncEngine) -> Iterator[None]:
-    """Re-raise connection-level driver errors as DatabaseError with any password scrubbed.
+    """Re-raise database errors as DatabaseError naming the redacted URL, password scrubbed.
 
-    Other errors pass through (with the password scrubbed from their text if it appears).
+    Our own typed errors pass through untouched. The driver's exception stays
+    attached as __cause__ unless its text holds the password.
     """
-    password = engine.url.password
     try:
         yield
-    except (OperationalError, InterfaceError, OSError) as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        detail = _scrub(str(getattr(exc, "orig", None) or exc), password)
-        raise DatabaseError(f"database error on {where}: {detail}") from None
-    except DBAPIError as exc:
-        if password and password in str(exc):
-            raise DatabaseError(_scrub(str(exc), password)) from None
+    except SessionStoreError:
         raise
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        password = engine.url.password
+        where = engine.url.render_as_string(hide_password=True)
+        detail = _scrub(f"{type(_driver_error(exc)).__name__}: {_driver_error(exc)}", password)
+        cause = None if password and password in _chain_text(exc) else exc
+        raise DatabaseError(f"database error on {where}: {detail}") from cause
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else exc
+
+
+def _chain_text(exc: BaseException | None) -> str:
+    parts = []
+    while exc is not None:
+        parts += [str(exc), repr(exc)]
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(parts)
 
 
 def _scrub(text: str, password: str | None) -> str:

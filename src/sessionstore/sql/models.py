@@ -48,7 +48,7 @@ def _lifecycle() -> list[Column]:
     ]
 
 
-def _table(metadata: MetaData, rules: DialectRules, name: str, natural_key: list[str] | None, *items) -> Table:
+def _table(metadata: MetaData, rules: DialectRules, name: str, natural_key: list[str] | None, *items, **options) -> Table:
     """A table with the lifecycle columns; with a natural_key, one active row per key.
 
     Tables addressed by natural key are expired and purged by the cleanup job
@@ -58,7 +58,7 @@ def _table(metadata: MetaData, rules: DialectRules, name: str, natural_key: list
     """
     table = Table(
         name, metadata, Column("pk", BigId(), primary_key=True, autoincrement=True), *items, *_lifecycle(),
-        mysql_engine="InnoDB", mysql_charset="utf8mb4",
+        mysql_engine="InnoDB", mysql_charset="utf8mb4", **options,
     )
     if natural_key:
         rules.add_active_unique(table, natural_key)
@@ -81,6 +81,8 @@ def build_tables(rules: DialectRules, prefix: str = DEFAULT_PREFIX, schema: str 
         Column("state", JSONDoc(), nullable=False),
         Column("version", BigId(), nullable=False, server_default=text("0")),
         Column("last_seq", BigId(), nullable=False, server_default=text("0")),
+        # SQLite would otherwise hand a hard-deleted session's rowid to the next one.
+        sqlite_autoincrement=True,
     )
     Index(f"{p}sessions_recent", sessions.c.app_name, sessions.c.user_id, sessions.c.updated_at, sessions.c.session_id)
 

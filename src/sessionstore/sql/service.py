@@ -37,7 +37,7 @@ from ..state import DELETE, ScopedDelta, apply_delta, merged_view
 from ..types import Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
-from .errors import translate_errors
+from .errors import DatabaseError, translate_errors
 from .models import DEFAULT_PREFIX, build_tables
 from .native import DRIVER_TX, DriverTx, driver_fetchone, run_transaction
 from .queries import Queries
@@ -316,12 +316,16 @@ class SQLSessionService(SessionService):
             ]
             params[f"{scope}_expires_at"] = at(expiry(now, ttl))
         stmt = self.w.append_in_one[self.options.soft_delete]
-        try:
-            row = await self._retrying(lambda: driver_fetchone(self.engine, self._tx_class, stmt, params))
-        except Exception as exc:
-            if self.rules.is_unique_violation(exc):
-                return None
-            raise
+
+        async def attempt() -> Any:
+            try:
+                return await driver_fetchone(self.engine, self._tx_class, stmt, params)
+            except Exception as exc:
+                if self.rules.is_unique_violation(exc):  # most likely a retried id
+                    return None
+                raise
+
+        row = await self._retrying(attempt)
         if row is None:
             return None
         event.seq = row[2]
@@ -333,7 +337,9 @@ class SQLSessionService(SessionService):
         event_params = {"session_pk": session_pk, "event_id": event_id}
 
         async def work(conn: AsyncConnection) -> tuple[Event, int, bool]:
-            stored = (await conn.execute(self.q.read_event_by_id, event_params)).one()
+            stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
+            if stored is None:  # the clash was on another unique index: not a retry
+                raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
             session = (await conn.execute(self.q.read_session, session_params)).first()
             return _event(stored), session.version if session is not None else 0, True
 
