@@ -8,6 +8,7 @@ Stored data is copied in and out; callers never share dicts with the store.
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
@@ -23,6 +24,8 @@ from .options import ServiceOptions, expiry
 from .service import SessionService
 from .state import DELETE, ScopedDelta, apply_delta, merged_view
 from .types import Event, Session
+
+log = logging.getLogger("sessionstore.cleanup")
 
 
 @dataclass(slots=True)
@@ -57,6 +60,9 @@ class InMemorySessionService(SessionService):
         super().__init__(options)
         self._sessions: dict[Key, _StoredSession] = {}
         self._tombstones: list[tuple[datetime, _StoredSession]] = []
+        # Soft-deleted app/user state keys: only when they were deleted matters
+        # (they are invisible), kept so that purges count as on the SQL backend.
+        self._state_tombstones: list[datetime] = []
         self._app_state: dict[str, dict[str, _Cell]] = {}
         self._user_state: dict[UserKey, dict[str, _Cell]] = {}
         self._incarnations = itertools.count(1)
@@ -112,7 +118,7 @@ class InMemorySessionService(SessionService):
     # ------------------------------------------------------------------ events
 
     async def _append_event(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> tuple[Event, int, bool]:
         stored = self._active(key, now)
         if stored is None:
@@ -161,26 +167,50 @@ class InMemorySessionService(SessionService):
     # ------------------------------------------------------------------ cleanup
 
     async def cleanup(self, *, dry_run: bool = False) -> CleanupResult:
+        """One cleanup round, in the SQL backend's order: expire sessions, purge
+        session tombstones, expire app and user state keys, purge their tombstones.
+
+        Events beyond event_limit are evicted at write time here, so
+        events_trimmed is always 0. Never skipped: there is no other process.
+        """
         started = perf_counter()
         now = self._now()
+        soft = self.options.soft_delete
         result = CleanupResult(dry_run=dry_run)
         for key, stored in list(self._sessions.items()):
             if not _alive(stored.expires_at, now):
                 result.sessions_expired += 1
-                if not self.options.soft_delete:
+                if not soft:
                     result.events_removed += len(stored.events)
                 if not dry_run:
                     self._retire(key, now)
-        result.app_state_expired = _expire_cells(self._app_state.values(), now, dry_run)
-        result.user_state_expired = _expire_cells(self._user_state.values(), now, dry_run)
         horizon = now - self.options.tombstone_retention
         purgeable = [stored for deleted_at, stored in self._tombstones if deleted_at <= horizon]
         result.tombstones_purged = len(purgeable)
         result.events_removed += sum(len(stored.events) for stored in purgeable)
         if not dry_run:
             self._tombstones = [(t, stored) for t, stored in self._tombstones if t > horizon]
+        result.app_state_expired = self._expire_cells(self._app_state.values(), now, dry_run)
+        result.user_state_expired = self._expire_cells(self._user_state.values(), now, dry_run)
+        # In a real run the keys just expired are tombstones of `now`, never old enough.
+        result.tombstones_purged += sum(1 for t in self._state_tombstones if t <= horizon)
+        if not dry_run:
+            self._state_tombstones = [t for t in self._state_tombstones if t > horizon]
         result.seconds = perf_counter() - started
+        log.info("sessionstore cleanup %s", result.log_line(), extra={"cleanup": result.as_dict()})
         return result
+
+    def _expire_cells(self, scopes: Any, now: datetime, dry_run: bool) -> int:
+        """Drop expired state keys (unless dry_run), keeping tombstones if soft_delete; count them."""
+        expired = 0
+        for cells in scopes:
+            for name in [n for n, cell in cells.items() if not _alive(cell.expires_at, now)]:
+                expired += 1
+                if not dry_run:
+                    del cells[name]
+                    if self.options.soft_delete:
+                        self._state_tombstones.append(now)
+        return expired
 
     # ------------------------------------------------------------------ internals
 
@@ -209,12 +239,15 @@ class InMemorySessionService(SessionService):
             del stored.events[:excess]
 
     def _apply_shared(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        removed = 0
         if scoped.app:
             cells = self._app_state.setdefault(app_name, {})
-            _apply_cells(cells, scoped.app, expiry(now, self.options.app_state_ttl))
+            removed += _apply_cells(cells, scoped.app, expiry(now, self.options.app_state_ttl))
         if scoped.user and user_id is not None:
             cells = self._user_state.setdefault(UserKey(app_name, user_id), {})
-            _apply_cells(cells, scoped.user, expiry(now, self.options.user_state_ttl))
+            removed += _apply_cells(cells, scoped.user, expiry(now, self.options.user_state_ttl))
+        if removed and self.options.soft_delete:
+            self._state_tombstones.extend([now] * removed)
 
     def _view(self, key: Key, stored: _StoredSession, events: list[Event], now: datetime) -> Session:
         state = merged_view(
@@ -234,12 +267,15 @@ class InMemorySessionService(SessionService):
         )
 
 
-def _apply_cells(cells: dict[str, _Cell], delta: dict[str, Any], expires_at: datetime | None) -> None:
+def _apply_cells(cells: dict[str, _Cell], delta: dict[str, Any], expires_at: datetime | None) -> int:
+    """Apply a delta of bare keys; return how many stored keys it removed (expired ones too)."""
+    removed = 0
     for name, value in delta.items():
         if value is DELETE:
-            cells.pop(name, None)
+            removed += cells.pop(name, None) is not None
         else:
             cells[name] = _Cell(jsonvalue.copy_json(value), expires_at)
+    return removed
 
 
 def _live_values(cells: dict[str, _Cell] | None, now: datetime, *, copy: bool = True) -> dict[str, Any]:
@@ -248,13 +284,3 @@ def _live_values(cells: dict[str, _Cell] | None, now: datetime, *, copy: bool = 
     live = {name: cell.value for name, cell in cells.items() if _alive(cell.expires_at, now)}
     return jsonvalue.copy_json(live) if copy else live
 
-
-def _expire_cells(scopes: Any, now: datetime, dry_run: bool) -> int:
-    """Drop expired state keys (unless dry_run); return how many there were."""
-    expired = 0
-    for cells in scopes:
-        for name in [n for n, cell in cells.items() if not _alive(cell.expires_at, now)]:
-            expired += 1
-            if not dry_run:
-                del cells[name]
-    return expired

@@ -181,7 +181,8 @@ class SessionService(abc.ABC):
         # caller's dicts may change while the write is awaited, or afterwards.
         caller_delta = copy_delta(event.state_delta)
         now = self._now()
-        stored, version, duplicate = await self._append_event(key, prepared, expected_version, now)
+        known_version = expected_version if expected_version is not None else session.version
+        stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
         if not duplicate:
             _add_in_seq_order(session.events, copy_event(stored))
             apply_delta(session.state, caller_delta)
@@ -274,9 +275,13 @@ class SessionService(abc.ABC):
 
     @abc.abstractmethod
     async def _append_event(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> tuple[Event, int, bool]:
-        """Store the event; return (stored event, session version after, was it a duplicate)."""
+        """Store the event; return (stored event, session version after, was it a duplicate).
+
+        ``known_version`` is the version the caller last saw: a hint a backend
+        may use for a faster path when it is still current, never a check.
+        """
 
     @abc.abstractmethod
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None: ...

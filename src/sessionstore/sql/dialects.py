@@ -31,6 +31,8 @@ class DialectRules:
     sync_drivers: tuple[str, ...] = ()
     supports_returning_update = True
     writable_ctes = False
+    has_last_insert_id = False
+    """Does UPDATE ... SET x = LAST_INSERT_ID(expr) hand expr back to the client? MySQL/MariaDB."""
     """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
 
     # ---- engine
@@ -171,6 +173,7 @@ class MySQLRules(DialectRules):
     async_driver = "aiomysql"
     sync_drivers = ("pymysql", "mysqldb", "mysqlconnector", "mariadbconnector", "")
     supports_returning_update = False
+    has_last_insert_id = True
 
     def active_sql(self, alias=""):
         # Naming the generated column lets the (natural key..., active) unique

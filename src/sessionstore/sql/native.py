@@ -64,6 +64,10 @@ class DriverTx:
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> Sequence[Any] | None: ...
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None: ...
 
+    async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
+        """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
+        raise NotImplementedError
+
     @staticmethod
     def time(value: datetime | None) -> Any:
         """A UTC datetime as this driver stores it (see sql/types.UTCDateTime)."""
@@ -112,6 +116,10 @@ class AiomysqlTx(DriverTx):
 
     async def execute(self, stmt, params):
         await self.cursor.execute(stmt.text, stmt.args(params))
+
+    async def update_for_id(self, stmt, params):
+        await self.cursor.execute(stmt.text, stmt.args(params))
+        return self.cursor.lastrowid if self.cursor.rowcount == 1 else None
 
     @staticmethod
     def time(value):

@@ -39,7 +39,7 @@ from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
 from .errors import DatabaseError, translate_errors
 from .models import DEFAULT_PREFIX, build_tables
-from .native import DRIVER_TX, DriverTx, driver_fetchone, run_transaction
+from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
 from .queries import Queries
 from .writes import WriteSQL
 
@@ -242,24 +242,34 @@ class SQLSessionService(SessionService):
     # ------------------------------------------------------------------ events
 
     async def _append_event(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
+    ) -> tuple[Event, int, bool]:
+        """Store the event: the dialect's fast path if it applies, else the general transaction.
+
+        A fast path either stores the event exactly as the general path would,
+        or changes nothing and returns None (missing session, another version,
+        a retried id); the general path then tells those cases apart.
+        """
+        fast = None
+        if self.w.append_in_one is not None:
+            fast = await self._append_in_one(key, prepared, expected_version, now)
+        elif self.w.claim_at_version is not None and not prepared.scoped.session:
+            fast = await self._append_at_version(key, prepared, known_version, now)
+        if fast is not None:
+            return fast
+        return await self._append_in_transaction(key, prepared, expected_version, now)
+
+    async def _append_in_transaction(
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
     ) -> tuple[Event, int, bool]:
+        """The general append: claim the row, check, set session state, insert, write shared state."""
         scoped, event, w = prepared.scoped, prepared.event, self.w
-        content_json, meta_json, delta_json = prepared.json
-        removed = [k for k, v in event.state_delta.items() if v is DELETE]
-        if w.append_in_one is not None:
-            stored = await self._append_in_one(key, prepared, expected_version, now, removed)
-            if stored is not None:
-                return stored
-            # Missing session, stale expected_version or a retried id: the
-            # general transaction below tells these apart.
 
-        async def work(tx: DriverTx) -> tuple[int, int]:
-            """Store the event; return (session pk, version after). Raises _AlreadyStored for a retry."""
+        async def work(tx: DriverTx) -> int:
             pk, version, seq, state = await self._claim(tx, key, now, seq_step=1, with_state=bool(scoped.session))
             if expected_version is not None and version != expected_version:
                 if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
-                    raise _AlreadyStored(pk)  # the id check comes first: a retry never conflicts
+                    raise _AlreadyStored  # the id check comes first: a retry never conflicts
                 raise ConflictError(
                     f"session {key.session_id!r} is at version {version}, not {expected_version}",
                     expected=expected_version, actual=version,
@@ -267,43 +277,54 @@ class SQLSessionService(SessionService):
             if scoped.session:
                 new_state = apply_delta(state, scoped.session)
                 await tx.execute(w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
-            at = tx.time(now)
-            try:
-                await tx.execute(w.insert_event, {
-                    "session_pk": pk, "seq": seq, "event_id": event.id, "author": event.author,
-                    "invocation_id": event.invocation_id, "branch": event.branch,
-                    "timestamp": tx.time(event.timestamp), "content": content_json,
-                    "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
-                    "meta": meta_json, "created_at": at, "updated_at": at,
-                })
-            except Exception as exc:
-                if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
-                    raise _AlreadyStored(pk) from None
-                raise
+            await self._insert_event(tx, w.insert_event, _event_row(prepared, tx.time, now) | {"session_pk": pk, "seq": seq})
             await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
             event.seq = seq
-            return pk, version + 1
+            return version + 1
 
         try:
-            _, version = await self._native(work)
-        except _AlreadyStored as dup:
-            return await self._stored_event(key, dup.session_pk, event.id, now)
+            version = await self._native(work)
+        except _AlreadyStored:
+            return await self._stored_event(key, event.id, now)
         return event, version, False
 
-    async def _append_in_one(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, removed: list[str]
+    async def _append_at_version(
+        self, key: Key, prepared: PreparedEvent, known_version: int, now: datetime
     ) -> tuple[Event, int, bool] | None:
-        """The usual append as one statement (PostgreSQL); None when it did not apply."""
+        """MySQL/MariaDB, no session-state delta: append at the version the caller saw, without a SELECT."""
+        scoped, event, w = prepared.scoped, prepared.event, self.w
+        assert w.claim_at_version is not None and w.insert_event_by_key is not None
+        owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
+
+        async def work(tx: DriverTx) -> int | None:
+            seq = await tx.update_for_id(w.claim_at_version, owner | {
+                "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
+                "known_version": known_version,
+            })
+            if seq is None:
+                return None  # nothing was written
+            await self._insert_event(tx, w.insert_event_by_key, _event_row(prepared, tx.time, now) | owner)
+            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            return seq
+
+        try:
+            seq = await self._native(work)
+        except _AlreadyStored:
+            return await self._stored_event(key, event.id, now)
+        if seq is None:
+            return None
+        event.seq = seq
+        return event, known_version + 1, False
+
+    async def _append_in_one(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> tuple[Event, int, bool] | None:
+        """PostgreSQL: the whole append as one statement."""
         scoped, event = prepared.scoped, prepared.event
-        content_json, meta_json, delta_json = prepared.json
         at = self._tx_class.time
-        params = {
+        params = _event_row(prepared, at, now) | {
             "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
             "now": at(now), "expires_at": at(expiry(now, self.options.session_ttl)), "expected": expected_version,
-            "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
-            "branch": event.branch, "timestamp": at(event.timestamp), "content": content_json,
-            "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
-            "meta": meta_json, "created_at": at(now), "updated_at": at(now),
         }
         for scope, delta, ttl in (
             ("state", scoped.session, self.options.session_ttl),
@@ -331,17 +352,27 @@ class SQLSessionService(SessionService):
         event.seq = row[2]
         return event, row[1], False
 
-    async def _stored_event(self, key: Key, session_pk: int, event_id: str, now: datetime) -> tuple[Event, int, bool]:
+    async def _insert_event(self, tx: DriverTx, stmt: NativeSQL, row: dict[str, Any]) -> None:
+        try:
+            await tx.execute(stmt, row)
+        except Exception as exc:
+            if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
+                raise _AlreadyStored from None
+            raise
+
+    async def _stored_event(self, key: Key, event_id: str, now: datetime) -> tuple[Event, int, bool]:
         """The event a retried append had already stored, with the session's current version."""
         session_params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
-        event_params = {"session_pk": session_pk, "event_id": event_id}
 
         async def work(conn: AsyncConnection) -> tuple[Event, int, bool]:
-            stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
+            session = (await conn.execute(self.q.read_session, session_params)).first()
+            stored = None
+            if session is not None:
+                event_params = {"session_pk": session.pk, "event_id": event_id}
+                stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
             if stored is None:  # the clash was on another unique index: not a retry
                 raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
-            session = (await conn.execute(self.q.read_session, session_params)).first()
-            return _event(stored), session.version if session is not None else 0, True
+            return _event(stored), session.version, True
 
         return await self._read(work)
 
@@ -448,8 +479,18 @@ def lock_order(state_key: str) -> tuple[int, bytes]:
 class _AlreadyStored(Exception):
     """Internal: the event id is already stored in the session; roll back and return that event."""
 
-    def __init__(self, session_pk: int) -> None:
-        self.session_pk = session_pk
+
+def _event_row(prepared: PreparedEvent, time: Callable[[datetime | None], Any], now: datetime) -> dict[str, Any]:
+    """The event's column values as the hand-written SQL binds them (all but session_pk and seq)."""
+    event = prepared.event
+    content_json, meta_json, delta_json = prepared.json
+    removed = [k for k, v in event.state_delta.items() if v is DELETE]
+    return {
+        "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
+        "branch": event.branch, "timestamp": time(event.timestamp), "content": content_json,
+        "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
+        "meta": meta_json, "created_at": time(now), "updated_at": time(now),
+    }
 
 
 def _json(value: Any) -> Any:

@@ -55,6 +55,27 @@ class WriteSQL:
             self.bump = sql(f"UPDATE {sessions} SET {bump} WHERE pk = :pk")
         self.set_state = sql(f"UPDATE {sessions} SET state = {j('state')} WHERE pk = :pk")
 
+        # MySQL/MariaDB, where a locking SELECT costs as much as the rest of an
+        # append: when the caller's version is still current, bump the row at
+        # that version (seq comes back as LAST_INSERT_ID) and insert the event
+        # with INSERT ... SELECT from the row just locked. No row matched means
+        # another write landed (or no session): the general path takes over.
+        self.claim_at_version: NativeSQL | None = None
+        self.insert_event_by_key: NativeSQL | None = None
+        if rules.has_last_insert_id:
+            self.claim_at_version = sql(
+                f"UPDATE {sessions} SET version = version + 1, last_seq = LAST_INSERT_ID(last_seq + 1), "
+                f"updated_at = :now, expires_at = :expires_at WHERE {live} AND version = :known_version"
+            )
+            by_key = ", ".join(
+                {"session_pk": "pk", "seq": "last_seq"}.get(c, j(c) if c in _EVENT_JSON else f":{c}")
+                for c in _EVENT_COLUMNS
+            )
+            self.insert_event_by_key = sql(
+                f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) SELECT {by_key} FROM {sessions} "
+                f"WHERE {session_key} AND {rules.active_sql()}"
+            )
+
         values = ", ".join(j(c) if c in _EVENT_JSON else f":{c}" for c in _EVENT_COLUMNS)
         self.insert_event = sql(f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) VALUES ({values})")
         self.event_exists = sql(f"SELECT 1 FROM {events} WHERE session_pk = :pk AND event_id = :event_id")
