@@ -266,6 +266,16 @@ def stamp(
     typer.echo(f"stamped {_where(url, prefix, schema)} at revision {after.current or 'base'}")
 
 
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option("--url", help="Database URL for the demo.")] = "sqlite:///.sessionstore/demo.db",
+) -> None:
+    """A short tour: sessions, events and the three state levels (run it twice to see the data persist)."""
+    from .demo import run
+
+    _run(url, lambda: run(url))
+
+
 def main() -> None:
     app()
 

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Computed, Index, Integer, Table, event, text
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -28,7 +25,6 @@ class DialectRules:
 
     name = ""
     async_driver = ""
-    sync_drivers: tuple[str, ...] = ()
     supports_returning_update = True
     writable_ctes = False
     has_last_insert_id = False
@@ -85,9 +81,6 @@ class DialectRules:
         """Lock the selected rows until the transaction ends."""
         return stmt.with_for_update()
 
-    def upsert(self, table: Table, rows: list[dict[str, Any]], key: Sequence[str], update: Sequence[str]) -> Any:
-        """INSERT rows, or on a clash with the active row of the same natural key, UPDATE `update`."""
-        raise NotImplementedError
 
     # ---- errors
 
@@ -131,18 +124,10 @@ class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
     writable_ctes = True
-    sync_drivers = ("psycopg2", "psycopg", "pg8000", "")
 
     def json_param(self, name):
         return f"CAST(:{name} AS JSONB)"
 
-    def upsert(self, table, rows, key, update):
-        stmt = pg_dialect.insert(table).values(rows)
-        return stmt.on_conflict_do_update(
-            index_elements=list(key),
-            index_where=table.c.deleted_at.is_(None),
-            set_={name: stmt.excluded[name] for name in update},
-        )
 
     def is_retryable(self, exc):
         err = _driver_error(exc)
@@ -171,7 +156,6 @@ class MySQLRules(DialectRules):
 
     name = "mysql"
     async_driver = "aiomysql"
-    sync_drivers = ("pymysql", "mysqldb", "mysqlconnector", "mariadbconnector", "")
     supports_returning_update = False
     has_last_insert_id = True
 
@@ -200,9 +184,6 @@ class MySQLRules(DialectRules):
         table.append_column(active)
         Index(f"{table.name}_active_key", *(table.c[name] for name in columns), active, unique=True)
 
-    def upsert(self, table, rows, key, update):
-        stmt = mysql_dialect.insert(table).values(rows)
-        return stmt.on_duplicate_key_update({name: stmt.inserted[name] for name in update})
 
     def is_retryable(self, exc):
         args = getattr(_driver_error(exc), "args", None)
@@ -230,7 +211,6 @@ class SQLiteRules(DialectRules):
     name = "sqlite"
     async_driver = "aiosqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
-    sync_drivers = ("pysqlite", "")
     busy_timeout_s = 30
 
     def engine_options(self):
@@ -262,13 +242,6 @@ class SQLiteRules(DialectRules):
     def lock_rows(self, stmt):
         return stmt  # BEGIN IMMEDIATE already holds the database's write lock
 
-    def upsert(self, table, rows, key, update):
-        stmt = sqlite_dialect.insert(table).values(rows)
-        return stmt.on_conflict_do_update(
-            index_elements=list(key),
-            index_where=table.c.deleted_at.is_(None),
-            set_={name: stmt.excluded[name] for name in update},
-        )
 
     def is_retryable(self, exc):
         text = str(_driver_error(exc))

@@ -23,11 +23,9 @@ from ..cursor import Cursor
 from ..errors import (
     ConfigurationError,
     ConflictError,
-    InvalidEventError,
     SessionExistsError,
     SessionNotFoundError,
     SessionStoreError,
-    StateValueError,
 )
 from ..events import PreparedEvent
 from ..keys import Key, UserKey
