@@ -59,8 +59,8 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
         )
     stored = dataclasses.replace(
         event,
-        content=jsonvalue.copy_json(content),
-        metadata=jsonvalue.copy_json(metadata),
+        content=jsonvalue.loads(blobs[0]),  # a deep copy, from the bytes already serialised
+        metadata=jsonvalue.loads(blobs[1]),
         state_delta=copy_delta(persisted_delta),
         timestamp=timestamp,
         seq=None,
