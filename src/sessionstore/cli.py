@@ -20,6 +20,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from . import schema as schema_api
+from .cli_cleanup import register as _register_cleanup
 from .errors import SessionStoreError
 from .sql.engine import check_prefix, make_engine, redact
 from .sql.models import DEFAULT_PREFIX
@@ -274,6 +275,9 @@ def demo(
     from .demo import run
 
     _run(url, lambda: run(url))
+
+
+_register_cleanup(app)
 
 
 def main() -> None:

@@ -1,28 +1,55 @@
-"""The cleanup job of the SQL backend: expire, trim and purge in bounded batches.
+"""The cleanup job of the SQL backend: expire, purge and trim in bounded batches.
 
 One round, under a database-wide lock so that only one process cleans at a
-time (PostgreSQL advisory lock, MySQL/MariaDB GET_LOCK; on SQLite each batch
-is an IMMEDIATE transaction, so the file lock serialises cleaners batch by
-batch). Every batch is its own short transaction that touches at most
-cleanup_batch_size rows, so appends keep flowing while a large cleanup runs.
+time (PostgreSQL advisory lock, MySQL/MariaDB GET_LOCK). SQLite has no named
+locks: there each batch is an IMMEDIATE transaction, so the database's write
+lock serialises concurrent cleaners batch by batch, and a batch that picks
+rows and acts on them does both in one transaction, so no row is counted
+twice.
 
-A row is never resurrected once it has expired (reads, appends and updates
-ignore expired rows, and create retires them first), so a batch may act on
-the expired rows it found without re-checking them under a lock.
+Every batch is its own short transaction, so appends keep flowing while a
+large cleanup runs: it touches at most cleanup_batch_size rows, and fewer
+(halving down to MIN_ROWS) while transactions take longer than TX_BUDGET_S;
+after each one the cleaner pauses twice as long as it took (PAUSE_FACTOR), so
+it never holds the database, or this process's event loop, more than about a
+third of the time. Keys never travel to this process and back in bulk: batches are
+``UPDATE/DELETE ... LIMIT``-style statements or exact (session, seq) ranges.
+
+The steps of a round, in order (docs/ttl.md):
+
+1. sessions whose expires_at has passed: soft_delete marks them deleted
+   (their events stay until the tombstone is purged); hard delete first marks
+   a batch deleted (so the session vanishes at once, before any of its
+   children go), then deletes its events, summaries and track events, then
+   the session rows;
+2. session tombstones older than tombstone_retention: deleted with their
+   events, summaries and track events;
+3. app state and 4. user state keys whose expires_at has passed: marked
+   deleted (or deleted), then their tombstones older than the retention purged;
+5. events of live sessions beyond the newest event_limit: deleted.
+
+Rows are picked and acted on with the expiry condition checked again in the
+statement that acts, so a row that a concurrent write refreshed between the
+two (an app/user state key written again, a session read with
+refresh_on_read) is left alone. Deadlocks and busy errors are retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..cleanup import CleanupResult
+from .dialects import sleep_before_retry
 from .queries import active, alive
 
 if TYPE_CHECKING:
@@ -30,8 +57,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sessionstore.cleanup")
 
+T = TypeVar("T")
+
 Progress = Callable[[str, int], None]
 """Called after each batch with (step name, rows in that batch)."""
+
+STEPS = (
+    "sessions expired",
+    "events removed",
+    "tombstones purged",
+    "app state expired",
+    "user state expired",
+    "events trimmed",
+)
+"""The step names a Progress callback receives."""
+
+MAX_ATTEMPTS = 8
+PAUSE_FACTOR = 2.0
+"""After each batch the cleaner sleeps this many times as long as the batch took.
+(2 measured better than 1 for the append tail on MariaDB, at a third less throughput.)"""
+TX_BUDGET_S = 0.0005
+MIN_ROWS = 50
+"""A batch is at most cleanup_batch_size rows; while transactions take longer than
+TX_BUDGET_S the cleaner halves its rows per transaction, down to MIN_ROWS."""
+
+
+def lock_name(table_prefix: str) -> str:
+    """The database-wide lock one cleaner holds for a round."""
+    return f"sessionstore-cleanup-{table_prefix}"
+
+
+def _in(column: Any, pks: list[int], dialect: str) -> ColumnElement[bool]:
+    """`column IN pks`, cheap to send however long the list: one array parameter on
+    PostgreSQL (one prepared statement), the integers inlined elsewhere. (A bound
+    parameter per value cost milliseconds of this process's CPU per batch.)"""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, pks, type_=ARRAY(BigInteger)))
+    return column.in_(bindparam(None, pks, expanding=True, literal_execute=True))
 
 
 def _expired(table: Any, now: datetime) -> ColumnElement[bool]:
@@ -47,137 +109,297 @@ class _Round:
         self.now = now
         self.dry_run = dry_run
         self.batch = svc.options.cleanup_batch_size
+        self.rows = self.batch  # rows per transaction now: shrinks while transactions run long
         self.horizon = now - svc.options.tombstone_retention
         self.progress = progress or (lambda step, n: None)
+        self.dialect = svc.rules.name
+
+    def _in(self, column: Any, pks: list[int]) -> ColumnElement[bool]:
+        return _in(column, pks, self.dialect)
 
     async def run(self, result: CleanupResult) -> None:
         s = self.t.sessions
-        soft = self.svc.options.soft_delete
-        if soft:
+        if self.svc.options.soft_delete:
             result.sessions_expired = await self._mark_deleted(s, _expired(s, self.now), "sessions expired")
-            removed, events = await self._remove_sessions(s.c.deleted_at <= self.horizon, "tombstones purged")
-            result.tombstones_purged += removed
         else:
-            result.sessions_expired, events = await self._remove_sessions(_expired(s, self.now), "sessions expired")
-            removed, more = await self._remove_sessions(s.c.deleted_at <= self.horizon, "tombstones purged")
-            result.tombstones_purged += removed
-            events += more
-        result.events_removed = events
+            result.sessions_expired, result.events_removed = await self._hard_expire_sessions()
+        purged, events = await self._purge_sessions(s.c.deleted_at <= self.horizon)
+        result.tombstones_purged += purged
+        result.events_removed += events
         for table, field in ((self.t.app_state, "app_state_expired"), (self.t.user_state, "user_state_expired")):
             expired = _expired(table, self.now)
-            if soft:
-                setattr(result, field, await self._mark_deleted(table, expired, field.replace("_", " ")))
+            step = field.replace("_", " ")
+            if self.svc.options.soft_delete:
+                setattr(result, field, await self._mark_deleted(table, expired, step))
             else:
-                setattr(result, field, await self._delete_where(table, expired, field.replace("_", " ")))
+                setattr(result, field, await self._delete_where(table, expired, step))
             result.tombstones_purged += await self._delete_where(
                 table, table.c.deleted_at <= self.horizon, "tombstones purged"
             )
         result.events_trimmed = await self._trim_events()
 
-    # ---- building blocks: each loop runs one short transaction per batch
+    # ---- building blocks: one short transaction per batch
 
-    async def _batches(self, pick: Any, act: Callable[[list[int]], Any], step: str) -> int:
-        """Repeatedly pick up to `batch` primary keys and act on them (count them in a dry run)."""
+    async def _tx(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction, retrying deadlocks and busy errors.
+
+        Then pause in proportion to the time it took (PAUSE_FACTOR), so the
+        cleaner never takes more than its share of the database and of this
+        process's event loop: the service's own requests keep flowing.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            started = perf_counter()
+            try:
+                async with self.svc.gated(), self.svc._writer.begin() as conn:
+                    done = await work(conn)
+                elapsed = perf_counter() - started
+                self._adapt(elapsed)
+                await asyncio.sleep(elapsed * PAUSE_FACTOR)
+                return done
+            except DBAPIError as exc:
+                if attempt + 1 == MAX_ATTEMPTS or not self.svc.rules.is_retryable(exc):
+                    raise
+            await sleep_before_retry(attempt)
+        raise AssertionError("unreachable")
+
+    def _adapt(self, elapsed: float) -> None:
+        """Halve the rows per transaction while one takes longer than TX_BUDGET_S
+        (down to MIN_ROWS), double them back (up to cleanup_batch_size) while quick."""
+        if elapsed > TX_BUDGET_S and self.rows > MIN_ROWS:
+            self.rows = max(MIN_ROWS, self.rows // 2)
+        elif elapsed < TX_BUDGET_S / 2 and self.rows < self.batch:
+            self.rows = min(self.batch, self.rows * 2)
+
+    def _limited(self, stmt: Any, table: Any, where: ColumnElement[bool], rows: int) -> Any:
+        """An UPDATE or DELETE of at most `rows` rows matching `where`, in one statement.
+
+        MySQL/MariaDB: ``... WHERE where LIMIT n``. PostgreSQL and SQLite:
+        ``... WHERE pk IN (SELECT pk ... WHERE where LIMIT n) AND where`` (the
+        outer `where` is what PostgreSQL re-checks on a row that a concurrent
+        write changed, so a refreshed row is left alone). No keys travel to this
+        process and back, which keeps each batch cheap for its event loop.
+        """
+        if self.dialect == "mysql":
+            return stmt.where(where).with_dialect_options(mysql_limit=rows)
+        picked = select(table.c.pk).where(where).limit(rows).scalar_subquery()
+        return stmt.where(table.c.pk.in_(picked), where)
+
+    async def _batches(self, table: Any, where: ColumnElement[bool], stmt: Any, step: str) -> int:
+        """Run `stmt` (an UPDATE or DELETE of `table`) on up to `self.rows` rows matching
+        `where` per transaction until fewer remain (in a dry run, count them instead).
+        Returns the rows acted on."""
         if self.dry_run:
-            return await self._count(pick)
+            return await self._count(select(table.c.pk).where(where))
+        statements: dict[int, Any] = {}  # by LIMIT (MySQL renders it into the SQL)
         total = 0
         while True:
-            async with self.svc._writer.begin() as conn:
-                pks = list((await conn.execute(pick.limit(self.batch))).scalars())
-                if pks:
-                    total += (await conn.execute(act(pks))).rowcount
-            if pks:
-                self.progress(step, len(pks))
-            if len(pks) < self.batch:
+            rows = self.rows
+            if rows not in statements:
+                statements[rows] = self._limited(stmt, table, where, rows)
+            done = await self._tx(lambda conn, limited=statements[rows]: _rowcount(conn, limited))
+            total += done
+            if done:
+                self.progress(step, done)
+            if done < rows:
                 return total
-            await asyncio.sleep(0)  # let other tasks of this process run between batches
 
     async def _count(self, pick: Any) -> int:
         async with self.svc.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(pick.subquery())))
 
     async def _mark_deleted(self, table: Any, where: ColumnElement[bool], step: str) -> int:
+        """Soft-delete rows matching `where` (checked again on each row as it is marked)."""
         return await self._batches(
-            select(table.c.pk).where(where),
-            lambda pks: update(table)
-            .where(table.c.pk.in_(pks), active(table))
-            .values(deleted_at=self.now, updated_at=self.now),
-            step,
+            table, where, update(table).values(deleted_at=self.now, updated_at=self.now), step
         )
 
     async def _delete_where(self, table: Any, where: ColumnElement[bool], step: str) -> int:
-        return await self._batches(
-            select(table.c.pk).where(where), lambda pks: delete(table).where(table.c.pk.in_(pks)), step
-        )
+        """Delete rows matching `where` (checked again on each row as it is deleted)."""
+        return await self._batches(table, where, delete(table), step)
 
-    async def _remove_sessions(self, where: ColumnElement[bool], step: str) -> tuple[int, int]:
-        """Hard-delete sessions matching `where` with their events, summaries and track events.
+    async def _hard_expire_sessions(self) -> tuple[int, int]:
+        """Hard-delete expired sessions with their children. Returns (sessions, events) removed.
 
-        Children go first, batch by batch, so no single transaction deletes a
-        whole large history at once. Returns (sessions, events) removed.
+        Each batch of sessions is first marked deleted under a row lock (one
+        short transaction), so it is invisible and immune to writes from then
+        on; its children and the rows themselves go in the batches that follow.
         """
+        s, e = self.t.sessions, self.t.events
+        where = _expired(s, self.now)
+        if self.dry_run:
+            doomed = select(s.c.pk).where(where)
+            return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
+        sessions = events = 0
+        while True:
+            rows = self.rows
+            pick = self.svc.rules.lock_rows(select(s.c.pk).where(where).limit(rows))
+
+            async def claim(conn: AsyncConnection, pick: Any = pick) -> list[int]:
+                pks = list((await conn.execute(pick)).scalars())
+                if pks:
+                    await conn.execute(
+                        update(s).where(self._in(s.c.pk, pks)).values(deleted_at=self.now, updated_at=self.now)
+                    )
+                return pks
+
+            pks = await self._tx(claim)
+            if pks:
+                removed, removed_events = await self._purge_pks(pks, "sessions expired")
+                sessions += removed
+                events += removed_events
+            if len(pks) < rows:
+                return sessions, events
+
+    async def _purge_sessions(self, where: ColumnElement[bool]) -> tuple[int, int]:
+        """Delete session tombstones matching `where` with their children. Returns (sessions, events)."""
         s, e = self.t.sessions, self.t.events
         if self.dry_run:
             doomed = select(s.c.pk).where(where)
             return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
         sessions = events = 0
         while True:
+            rows = self.rows
             async with self.svc.engine.connect() as conn:
-                pks = list((await conn.execute(select(s.c.pk).where(where).limit(self.batch))).scalars())
-            if not pks:
+                pks = list((await conn.execute(select(s.c.pk).where(where).limit(rows))).scalars())
+            if pks:
+                removed, removed_events = await self._purge_pks(pks, "tombstones purged")
+                sessions += removed
+                events += removed_events
+            if len(pks) < rows:
                 return sessions, events
-            events += await self._delete_where(e, e.c.session_pk.in_(pks), "events removed")
-            for child in (self.t.summaries, self.t.track_events):
-                await self._delete_where(child, child.c.session_pk.in_(pks), "events removed")
-            sessions += await self._delete_where(s, s.c.pk.in_(pks), step)
-            if len(pks) < self.batch:
-                return sessions, events
+
+    async def _purge_pks(self, pks: list[int], step: str) -> tuple[int, int]:
+        """Delete these (already deleted-marked) sessions: children first, batch by batch,
+        so no single transaction deletes a whole large history. Returns (sessions, events)."""
+        s = self.t.sessions
+        events = await self._delete_events_of(pks)
+        for child in (self.t.summaries, self.t.track_events):
+            await self._delete_where(child, self._in(child.c.session_pk, pks), "events removed")
+        sessions = await self._delete_where(s, and_(self._in(s.c.pk, pks), s.c.deleted_at.is_not(None)), step)
+        return sessions, events
+
+    async def _delete_events_of(self, pks: list[int]) -> int:
+        """Delete every event of these sessions, at most `self.rows` rows per transaction.
+
+        Each DELETE names an exact range of the (session_pk, seq) index: sessions
+        whose whole history fits go together, longer ones by seq range. (A
+        DELETE ... LIMIT would make the database walk past the index entries of
+        rows it deleted a batch ago but has not purged yet, and MariaDB chose
+        a full table scan for it.)
+        """
+        s, e = self.t.sessions, self.t.events
+        of_session = e.c.session_pk == s.c.pk
+        first = select(func.min(e.c.seq)).where(of_session).scalar_subquery()  # an index probe each
+        last = select(func.max(e.c.seq)).where(of_session).scalar_subquery()
+        async with self.svc.engine.connect() as conn:
+            spans = (await conn.execute(select(s.c.pk, first, last).where(self._in(s.c.pk, pks)))).all()
+        total = 0
+        group: list[int] = []
+        grouped = 0
+        for pk, first_seq, last_seq in spans:
+            if first_seq is None:
+                continue  # no events
+            span = last_seq - first_seq + 1
+            if span > self.rows:
+                total += await self._delete_seqs(pk, first_seq, last_seq, "events removed")
+                continue
+            if grouped + span > self.rows:
+                total += await self._delete_group(group)
+                group, grouped = [], 0
+            group.append(pk)
+            grouped += span
+        if group:
+            total += await self._delete_group(group)
+        return total
+
+    async def _delete_group(self, pks: list[int]) -> int:
+        e = self.t.events
+        done = await self._tx(lambda conn: _rowcount(conn, delete(e).where(self._in(e.c.session_pk, pks))))
+        if done:
+            self.progress("events removed", done)
+        return done
+
+    async def _delete_seqs(self, session_pk: int, first: int, last: int, step: str) -> int:
+        """Delete one session's events with first <= seq <= last, `self.rows` seqs per transaction."""
+        e = self.t.events
+        stmt = delete(e).where(
+            e.c.session_pk == bindparam("c_session"), e.c.seq >= bindparam("c_from"), e.c.seq < bindparam("c_to")
+        )
+        total = 0
+        lo = first
+        while lo <= last:
+            params = {"c_session": session_pk, "c_from": lo, "c_to": min(lo + self.rows, last + 1)}
+            done = await self._tx(lambda conn, params=params: _rowcount(conn, stmt, params))
+            lo = params["c_to"]
+            total += done
+            if done:
+                self.progress(step, done)
+        return total
 
     async def _trim_events(self) -> int:
         """Delete each live session's events beyond the newest event_limit.
 
-        Expired sessions are left to expiry, which removes all their events.
+        Only sessions that still hold such events are visited (an index probe
+        on (session_pk, seq) each), and each is trimmed by seq range. Expired
+        sessions are left to expiry, which removes all their events.
         """
         s, e = self.t.sessions, self.t.events
         limit = self.svc.options.event_limit
+        first = select(func.min(e.c.seq)).where(e.c.session_pk == s.c.pk).scalar_subquery()
+        has_old = exists().where(e.c.session_pk == s.c.pk, e.c.seq <= s.c.last_seq - limit)
         total = 0
         after_pk = 0
         while True:
             async with self.svc.engine.connect() as conn:
                 rows = (
                     await conn.execute(
-                        select(s.c.pk, s.c.last_seq)
-                        .where(s.c.pk > after_pk, alive(s, self.now), s.c.last_seq > limit)
+                        select(s.c.pk, s.c.last_seq, first)
+                        .where(s.c.pk > after_pk, alive(s, self.now), s.c.last_seq > limit, has_old)
                         .order_by(s.c.pk)
                         .limit(self.batch)
                     )
                 ).all()
-            for pk, last_seq in rows:
-                old = and_(e.c.session_pk == pk, e.c.seq <= last_seq - limit)
-                total += await self._delete_where(e, old, "events trimmed")
+            for pk, last_seq, oldest in rows:
+                cutoff = last_seq - limit
+                if self.dry_run:
+                    total += await self._count(select(e.c.pk).where(e.c.session_pk == pk, e.c.seq <= cutoff))
+                else:
+                    total += await self._delete_seqs(pk, oldest, cutoff, "events trimmed")
             if len(rows) < self.batch:
                 return total
-            after_pk = rows[-1].pk
+            after_pk = rows[-1][0]
+
+
+async def _rowcount(conn: AsyncConnection, stmt: Any, params: dict[str, Any] | None = None) -> int:
+    return (await conn.execute(stmt, params)).rowcount
 
 
 async def run_cleanup(
     svc: SQLSessionService, *, dry_run: bool = False, progress: Progress | None = None
 ) -> CleanupResult:
-    """One cleanup round; skipped (result.skipped) if another process holds the cleanup lock."""
+    """One cleanup round; skipped (result.skipped) if another process holds the cleanup lock.
+
+    ``progress(step, n)`` is called after each batch with the step's name (one
+    of STEPS) and the rows that batch removed. The result is also logged as
+    one line on the ``sessionstore.cleanup`` logger, its fields attached to
+    the record as ``record.cleanup`` (a dict) for structured log handlers.
+    """
     started = perf_counter()
     result = CleanupResult(dry_run=dry_run)
-    lock_name = f"sessionstore-cleanup-{svc.table_prefix}"
+    name = lock_name(svc.table_prefix)
     async with svc.engine.connect() as lock_conn:
-        if not await svc.rules.try_lock(lock_conn, lock_name):
+        if not await svc.rules.try_lock(lock_conn, name):
+            await lock_conn.commit()
             result.skipped = True
-            log.info("sessionstore cleanup skipped: another process holds %s", lock_name)
+            result.seconds = perf_counter() - started
+            log.info("sessionstore cleanup skipped: another process holds %s", name, extra={"cleanup": result.as_dict()})
             return result
         await lock_conn.commit()  # the lock is session-level; end the transaction that took it
         try:
             await _Round(svc, svc.options.clock(), dry_run, progress).run(result)
         finally:
-            await svc.rules.unlock(lock_conn, lock_name)
+            await svc.rules.unlock(lock_conn, name)
             await lock_conn.commit()
     result.seconds = perf_counter() - started
-    log.info("sessionstore cleanup %s", result.log_line())
+    log.info("sessionstore cleanup %s", result.log_line(), extra={"cleanup": result.as_dict()})
     return result

@@ -1,0 +1,214 @@
+"""``sessionstore cleanup``: run the TTL cleanup job from the command line (cron, a sidecar).
+
+    sessionstore cleanup --url URL --once              # one round, then exit (for cron)
+    sessionstore cleanup --url URL --once --dry-run    # count what a round would remove
+    sessionstore cleanup --url URL                     # a round every --interval until Ctrl-C
+
+A round is the service's own (sessionstore.sql.cleanup.run_cleanup): expire
+sessions and state keys, purge tombstones older than --retention, trim events
+beyond --event-limit, in short batches, under the database's cleanup lock, so
+it is safe next to running services and other cleaners. Give it the same
+--event-limit, --hard-delete and --retention as your services use
+(docs/ttl.md). It never migrates: a database without the schema is an error.
+
+Output: a progress bar while a round runs on a terminal, nothing but the
+summary line otherwise; the summary line is
+``cleanup: sessions_expired=… events_removed=… … total=… in 1.23s``, or
+``skipped: another process holds the cleanup lock``.
+
+Exit codes: 0 success (also when skipped, and when stopped with Ctrl-C);
+2 an error (bad URL or option, database unreachable, schema missing): one
+line on stderr, password redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from sqlalchemy.engine import make_url
+
+from .cleanup import CleanupResult
+from .errors import SessionStoreError
+from .factory import open_service
+from .sql.engine import redact
+from .sql.errors import translate_errors
+from .sql.models import DEFAULT_PREFIX
+
+SKIPPED = "skipped: another process holds the cleanup lock"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``cleanup`` command to a typer app (``sessionstore.cli.app``)."""
+    app.command("cleanup", help=_HELP)(cleanup)
+
+
+_HELP = (
+    "Expire, trim and purge rows by TTL: one round with --once (for cron), or a round every "
+    "--interval until Ctrl-C. Safe next to running services: one cleaner at a time per database."
+)
+
+
+def cleanup(
+    url: Annotated[str, typer.Option(
+        "--url", envvar="SESSIONSTORE_URL", show_envvar=True,
+        help="Database URL: sqlite:///path, postgresql://user@host/db, mysql://user@host/db, mariadb://…",
+    )] = "",
+    prefix: Annotated[str, typer.Option("--prefix", help="Table prefix of the sessionstore tables.")] = DEFAULT_PREFIX,
+    schema: Annotated[str | None, typer.Option("--schema", help="PostgreSQL schema holding the tables.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit (what cron wants).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what a round would remove; delete nothing.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Most rows per transaction (cleanup_batch_size).")] = 1000,
+    event_limit: Annotated[int, typer.Option(
+        "--event-limit", help="Keep each session's newest N events; older ones are trimmed (the services' event_limit).",
+    )] = 1000,
+    hard_delete: Annotated[bool, typer.Option(
+        "--hard-delete", help="Delete expired rows at once instead of keeping tombstones (soft_delete=False).",
+    )] = False,
+    retention: Annotated[str, typer.Option(
+        "--retention", help="How long tombstones are kept before purge (tombstone_retention): 7d, 12h, 30m, 90s.",
+    )] = "7d",
+    interval: Annotated[str, typer.Option(
+        "--interval", help="Without --once: time between rounds (cleanup_interval), e.g. 5m.",
+    )] = "5m",
+) -> None:
+    if not url:
+        _fail("no database URL: pass --url or set SESSIONSTORE_URL")
+    if url.split(":", 1)[0] == "memory":
+        _fail("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
+    _check_sqlite_file(url)
+    options = {
+        "table_prefix": prefix,
+        "auto_migrate": False,  # never: a missing schema is an error here
+        "cleanup_interval": None,  # this command runs the rounds itself
+        "cleanup_batch_size": batch_size,
+        "event_limit": event_limit,
+        "soft_delete": not hard_delete,
+        "tombstone_retention": _duration("--retention", retention),
+    }
+    if schema is not None:
+        options["schema"] = schema
+    pause = _duration("--interval", interval).total_seconds()
+    try:
+        svc = open_service(url, **options)
+    except SessionStoreError as exc:
+        _fail(str(exc), url)
+    try:
+        asyncio.run(_main(svc, dry_run=dry_run, once=once, pause=pause, url=url))
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    except SessionStoreError as exc:
+        _fail(str(exc), url)
+    except Exception as exc:  # noqa: BLE001 - anything else still ends as one line, password redacted
+        _fail(f"{type(exc).__name__}: {exc} ({redact(url)})", url)
+
+
+async def _main(svc: Any, *, dry_run: bool, once: bool, pause: float, url: str) -> None:
+    try:
+        with translate_errors(svc.engine):
+            await svc.start()  # checks the schema (SchemaError names the command that fixes it)
+        while True:
+            try:
+                result = await _round(svc, dry_run)
+            except Exception as exc:
+                if once or not isinstance(exc, SessionStoreError):
+                    raise
+                # A long-running cleaner outlives a database restart: say so, try again next round.
+                typer.echo(f"error: {_scrub(str(exc), url)}", err=True)
+            else:
+                typer.echo(summary(result))
+            if once:
+                return
+            await _sleep(pause)
+    finally:
+        await svc.close()
+
+
+async def _round(svc: Any, dry_run: bool) -> CleanupResult:
+    from .sql.cleanup import STEPS, run_cleanup
+
+    with translate_errors(svc.engine):
+        if dry_run or not _interactive():
+            return await run_cleanup(svc, dry_run=dry_run)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        expected = await run_cleanup(svc, dry_run=True)  # counts, for the bar's total
+        if expected.skipped:
+            return expected
+        columns = (TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(file=sys.stdout)) as bar:
+            task = bar.add_task("cleanup", total=expected.total or None)
+
+            def progress(step: str, rows: int) -> None:
+                if step in STEPS:  # rows that the result counts
+                    bar.update(task, advance=rows, description=step)
+
+            result = await run_cleanup(svc, progress=progress)
+            bar.update(task, completed=result.total, total=max(result.total, 1), description="done")
+        return result
+
+
+def summary(result: CleanupResult) -> str:
+    """The line printed after a round."""
+    if result.skipped:
+        return SKIPPED
+    fields = {k: v for k, v in result.as_dict().items() if k not in ("dry_run", "skipped", "seconds")}
+    head = "cleanup (dry run: nothing deleted)" if result.dry_run else "cleanup"
+    return f"{head}: {' '.join(f'{k}={v}' for k, v in fields.items())} in {result.seconds:.2f}s"
+
+
+def _interactive() -> bool:
+    """Show a progress bar? Only when stdout is a terminal."""
+    return sys.stdout.isatty()
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def _check_sqlite_file(url: str) -> None:
+    """Connecting would create a missing SQLite file (empty): refuse a path that does not exist."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - open_service reports a bad URL
+        return
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        if not Path(database).exists():
+            _fail(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")
+
+
+def _duration(option: str, text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        _fail(f"{option} must be a duration like 90s, 30m, 12h or 7d, got {text!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def _fail(message: str, url: str | None = None) -> NoReturn:
+    typer.echo(f"error: {_scrub(message, url)}", err=True)
+    raise typer.Exit(2)
+
+
+def _scrub(message: str, url: str | None) -> str:
+    """One line, and never the password, even if a driver echoes the URL back."""
+    if url:
+        try:
+            password = make_url(url).password
+        except Exception:  # noqa: BLE001 - not a URL: nothing more to hide
+            password = None
+        if password:
+            message = message.replace(str(password), "***")
+    lines = message.strip().splitlines()
+    return lines[0] if lines else message
+
+
+__all__ = ["SKIPPED", "cleanup", "register", "summary"]
