@@ -29,6 +29,9 @@ class DialectRules:
     writable_ctes = False
     has_last_insert_id = False
     """Does UPDATE ... SET x = LAST_INSERT_ID(expr) hand expr back to the client? MySQL/MariaDB."""
+    single_writer = False
+    """Does the database run one write transaction at a time anyway (SQLite)? Then writers
+    of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
     """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
 
     # ---- engine
@@ -211,6 +214,7 @@ class SQLiteRules(DialectRules):
     name = "sqlite"
     async_driver = "aiosqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
+    single_writer = True
     busy_timeout_s = 30
 
     def engine_options(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -95,3 +96,16 @@ def prepare_engine(engine: AsyncEngine) -> None:
     if not engine.sync_engine.__dict__.get("_sessionstore_hooks"):
         rules_of(engine).install_hooks(engine)
         engine.sync_engine.__dict__["_sessionstore_hooks"] = True
+
+
+def write_gate(engine: AsyncEngine) -> asyncio.Lock | None:
+    """The lock the writers of this process take on a single-writer database (one per engine).
+
+    SQLite runs one write transaction at a time; a writer that finds the
+    database locked sleeps in the busy handler (a millisecond and more), so
+    queueing in-process instead keeps append latency flat while, say, a
+    cleanup runs. Other processes still queue on SQLite's own lock.
+    """
+    if not rules_of(engine).single_writer:
+        return None
+    return engine.sync_engine.__dict__.setdefault("_sessionstore_write_gate", asyncio.Lock())

@@ -93,8 +93,13 @@ class Queries:
         return stmt.order_by(s.c.updated_at.desc(), s.c.session_id.desc()).limit(limit)
 
     def refresh_expiry(self, session_pk: int, expires_at: datetime) -> Any:
+        """Slide an active session's expiry forward (never back over a later write's)."""
         s = self.t.sessions
-        return update(s).where(s.c.pk == session_pk).values(expires_at=expires_at)
+        return (
+            update(s)
+            .where(s.c.pk == session_pk, active(s), or_(s.c.expires_at.is_(None), s.c.expires_at < expires_at))
+            .values(expires_at=expires_at)
+        )
 
     # ------------------------------------------------------------------ shared state
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,7 +35,7 @@ from ..service import SessionService
 from ..state import DELETE, ScopedDelta, apply_delta, merged_view
 from ..types import Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
-from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of
+from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of, write_gate
 from .errors import DatabaseError, translate_errors
 from .models import DEFAULT_PREFIX, build_tables
 from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
@@ -76,6 +77,7 @@ class SQLSessionService(SessionService):
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self._owns_engine = owns_engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._gate = write_gate(engine)
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -126,13 +128,17 @@ class SQLSessionService(SessionService):
         with translate_errors(self.engine):
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    async with self._writer.begin() as conn:
+                    async with self.gated(), self._writer.begin() as conn:
                         return await work(conn)
                 except DBAPIError as exc:
                     if isinstance(exc, IntegrityError) or attempt + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
                         raise
                 await sleep_before_retry(attempt)
         raise AssertionError("unreachable")
+
+    def gated(self) -> AbstractAsyncContextManager[Any]:
+        """Hold this process's write gate (SQLite) for one write transaction; a no-op elsewhere."""
+        return self._gate if self._gate is not None else nullcontext()
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         await self._ensure_ready()
@@ -151,7 +157,8 @@ class SQLSessionService(SessionService):
         with translate_errors(self.engine):
             for n in range(MAX_ATTEMPTS):
                 try:
-                    return await attempt()
+                    async with self.gated():
+                        return await attempt()
                 except SessionStoreError:
                     raise
                 except Exception as exc:
