@@ -14,12 +14,12 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.engine import make_url
 
 from . import schema as schema_api
+from .cli_output import error_text, fail
 from .cli_cleanup import register as _register_cleanup
 from .errors import SessionStoreError
 from .sql.engine import check_prefix, make_engine, redact
@@ -69,33 +69,7 @@ def _print_sql(url: str, **kw: Any) -> None:
     except BrokenPipeError:  # `… --sql | head`: the reader has seen enough
         sys.stdout = None  # type: ignore[assignment]  # nothing left to flush at exit
     except Exception as exc:  # noqa: BLE001
-        _fail(_error_text(exc), url)
-
-
-def _fail(message: str, url: str | None = None) -> NoReturn:
-    typer.echo(f"error: {_scrub(message, url)}", err=True)
-    raise typer.Exit(2)
-
-
-def _scrub(message: str, url: str | None) -> str:
-    """Never print a password, even if a driver echoes the URL back."""
-    if url:
-        try:
-            password = make_url(url).password
-        except Exception:  # noqa: BLE001 - not a URL: nothing to hide beyond what redact() does
-            password = None
-        if password:
-            message = message.replace(str(password), "***")
-    lines = message.strip().splitlines()
-    return lines[0] if lines else message
-
-
-def _error_text(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    if orig is not None:
-        return f"{type(orig).__name__}: {orig}"
-    text = str(exc)
-    return text if isinstance(exc, SessionStoreError) else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        fail(error_text(exc), url)
 
 
 def _run(url: str, action: Callable[[], Awaitable[T]]) -> T:
@@ -104,7 +78,7 @@ def _run(url: str, action: Callable[[], Awaitable[T]]) -> T:
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
-        _fail(f"{_error_text(exc)} ({redact(url)})" if not isinstance(exc, SessionStoreError) else _error_text(exc), url)
+        fail(f"{error_text(exc)} ({redact(url)})" if not isinstance(exc, SessionStoreError) else error_text(exc), url)
 
 
 def _with_engine(url: str, use: Callable[[Any], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
@@ -120,11 +94,11 @@ def _with_engine(url: str, use: Callable[[Any], Awaitable[T]]) -> Callable[[], A
 
 def _check_common(url: str | None, prefix: str) -> None:
     if not url:
-        _fail("no database URL: pass --url or set SESSIONSTORE_URL")
+        fail("no database URL: pass --url or set SESSIONSTORE_URL")
     try:
         check_prefix(prefix)
     except SessionStoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _where(url: str, prefix: str, schema: str | None) -> str:
@@ -237,13 +211,13 @@ def history(
     try:
         check_prefix(prefix)
     except SessionStoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     current_rev = _status(url, prefix, schema, scripts).current if url else None
     try:
         script = schema_api.script_directory(scripts)
         revisions = list(script.walk_revisions())
     except Exception as exc:  # noqa: BLE001
-        _fail(_error_text(exc))
+        fail(error_text(exc))
     heads = set(script.get_heads())
     for rev in revisions:
         marks = [m for m, on in (("head", rev.revision in heads), ("current", rev.revision == current_rev)) if on]

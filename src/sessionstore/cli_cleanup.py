@@ -28,12 +28,13 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.engine import make_url
 
 from .cleanup import CleanupResult
+from .cli_output import fail, scrub
 from .errors import SessionStoreError
 from .factory import open_service
 from .sql.engine import redact
@@ -80,9 +81,9 @@ def cleanup(
     )] = "5m",
 ) -> None:
     if not url:
-        _fail("no database URL: pass --url or set SESSIONSTORE_URL")
+        fail("no database URL: pass --url or set SESSIONSTORE_URL")
     if url.split(":", 1)[0] == "memory":
-        _fail("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
+        fail("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
     _check_sqlite_file(url)
     options = {
         "table_prefix": prefix,
@@ -99,15 +100,15 @@ def cleanup(
     try:
         svc = open_service(url, **options)
     except SessionStoreError as exc:
-        _fail(str(exc), url)
+        fail(str(exc), url)
     try:
         asyncio.run(_main(svc, dry_run=dry_run, once=once, pause=pause, url=url))
     except KeyboardInterrupt:
         typer.echo("stopped")
     except SessionStoreError as exc:
-        _fail(str(exc), url)
+        fail(str(exc), url)
     except Exception as exc:  # noqa: BLE001 - anything else still ends as one line, password redacted
-        _fail(f"{type(exc).__name__}: {exc} ({redact(url)})", url)
+        fail(f"{type(exc).__name__}: {exc} ({redact(url)})", url)
 
 
 async def _main(svc: Any, *, dry_run: bool, once: bool, pause: float, url: str) -> None:
@@ -121,7 +122,7 @@ async def _main(svc: Any, *, dry_run: bool, once: bool, pause: float, url: str) 
                 if once or not isinstance(exc, SessionStoreError):
                     raise
                 # A long-running cleaner outlives a database restart: say so, try again next round.
-                typer.echo(f"error: {_scrub(str(exc), url)}", err=True)
+                typer.echo(f"error: {scrub(str(exc), url)}", err=True)
             else:
                 typer.echo(summary(result))
             if once:
@@ -183,32 +184,14 @@ def _check_sqlite_file(url: str) -> None:
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
         if not Path(database).exists():
-            _fail(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")
+            fail(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")
 
 
 def _duration(option: str, text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
-        _fail(f"{option} must be a duration like 90s, 30m, 12h or 7d, got {text!r}")
+        fail(f"{option} must be a duration like 90s, 30m, 12h or 7d, got {text!r}")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
-
-
-def _fail(message: str, url: str | None = None) -> NoReturn:
-    typer.echo(f"error: {_scrub(message, url)}", err=True)
-    raise typer.Exit(2)
-
-
-def _scrub(message: str, url: str | None) -> str:
-    """One line, and never the password, even if a driver echoes the URL back."""
-    if url:
-        try:
-            password = make_url(url).password
-        except Exception:  # noqa: BLE001 - not a URL: nothing more to hide
-            password = None
-        if password:
-            message = message.replace(str(password), "***")
-    lines = message.strip().splitlines()
-    return lines[0] if lines else message
 
 
 __all__ = ["SKIPPED", "cleanup", "register", "summary"]

@@ -224,11 +224,10 @@ class _Round:
         short transaction), so it is invisible and immune to writes from then
         on; its children and the rows themselves go in the batches that follow.
         """
-        s, e = self.t.sessions, self.t.events
+        s = self.t.sessions
         where = _expired(s, self.now)
         if self.dry_run:
-            doomed = select(s.c.pk).where(where)
-            return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
+            return await self._count_sessions_and_events(where)
         sessions = events = 0
         while True:
             rows = self.rows
@@ -252,10 +251,9 @@ class _Round:
 
     async def _purge_sessions(self, where: ColumnElement[bool]) -> tuple[int, int]:
         """Delete session tombstones matching `where` with their children. Returns (sessions, events)."""
-        s, e = self.t.sessions, self.t.events
+        s = self.t.sessions
         if self.dry_run:
-            doomed = select(s.c.pk).where(where)
-            return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
+            return await self._count_sessions_and_events(where)
         sessions = events = 0
         while True:
             rows = self.rows
@@ -267,6 +265,12 @@ class _Round:
                 events += removed_events
             if len(pks) < rows:
                 return sessions, events
+
+    async def _count_sessions_and_events(self, where: ColumnElement[bool]) -> tuple[int, int]:
+        """What removing the sessions matching `where` would remove: (sessions, events)."""
+        s, e = self.t.sessions, self.t.events
+        doomed = select(s.c.pk).where(where)
+        return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
 
     async def _purge_pks(self, pks: list[int], step: str) -> tuple[int, int]:
         """Delete these (already deleted-marked) sessions: children first, batch by batch,
