@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import jsonvalue
@@ -35,7 +34,7 @@ from ..service import SessionService
 from ..state import DELETE, ScopedDelta, apply_delta, merged_view
 from ..types import Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
-from .engine import check_prefix, make_engine, prepare_engine, redact, rules_of, write_gate
+from .engine import check_prefix, make_engine, prepare_engine, rules_of, write_gate
 from .errors import DatabaseError, translate_errors
 from .models import DEFAULT_PREFIX, build_tables
 from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
@@ -123,18 +122,13 @@ class SQLSessionService(SessionService):
             self._ready = True
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `work` in one write transaction, retrying deadlocks and busy errors."""
-        await self._ensure_ready()
-        with translate_errors(self.engine):
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    async with self.gated(), self._writer.begin() as conn:
-                        return await work(conn)
-                except DBAPIError as exc:
-                    if isinstance(exc, IntegrityError) or attempt + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
-                        raise
-                await sleep_before_retry(attempt)
-        raise AssertionError("unreachable")
+        """Run `work` in one SQLAlchemy write transaction (deletes, expiry refreshes)."""
+
+        async def attempt() -> T:
+            async with self._writer.begin() as conn:
+                return await work(conn)
+
+        return await self._retrying(attempt)
 
     def gated(self) -> AbstractAsyncContextManager[Any]:
         """Hold this process's write gate (SQLite) for one write transaction; a no-op elsewhere."""
@@ -511,4 +505,4 @@ async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:
     return {name: value for name, value in await conn.execute(stmt)}
 
 
-__all__ = ["SQLSessionService", "redact"]
+__all__ = ["SQLSessionService"]
