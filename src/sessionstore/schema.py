@@ -483,12 +483,32 @@ async def migrate(
     open). Safe to run from several processes at once. ``scripts`` points at
     another script directory (tests; applications never need it).
     """
+    async with _engine_of(url_or_engine) as engine:
+        await _upgrade(engine, revision, check_prefix(table_prefix), schema, scripts, lock_timeout_s, _shown_url(engine, None))
+
+
+@asynccontextmanager
+async def _engine_of(url_or_engine: str | URL | AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine to use: made from a URL (and disposed afterwards), or the caller's (left open)."""
     engine, owned = _engine_for(url_or_engine)
     try:
-        await _upgrade(engine, revision, check_prefix(table_prefix), schema, scripts, lock_timeout_s, _shown_url(engine, None))
+        yield engine
     finally:
         if owned:
             await engine.dispose()
+
+
+@asynccontextmanager
+async def _schema_change(
+    url_or_engine: str | URL | AsyncEngine, table_prefix: str, schema: str | None, lock_timeout_s: float
+) -> AsyncIterator[tuple[Any, str]]:
+    """A connection holding the migration lock, on a database whose schema exists; with the URL to show."""
+    check_prefix(table_prefix)
+    async with _engine_of(url_or_engine) as engine:
+        shown = _shown_url(engine, None)
+        async with migration_connection(engine, table_prefix, lock_timeout_s, shown) as conn:
+            await _check_schema_exists(conn, schema, shown)
+            yield conn, shown
 
 
 async def downgrade(
@@ -498,19 +518,11 @@ async def downgrade(
     """Roll the schema back to `revision` ("base" drops every sessionstore table and its data)."""
     from alembic import command
 
-    engine, owned = _engine_for(url_or_engine)
-    try:
-        check_prefix(table_prefix)
-        shown = _shown_url(engine, None)
-        async with migration_connection(engine, table_prefix, lock_timeout_s, shown) as conn:
-            await _check_schema_exists(conn, schema, shown)
-            status = await schema_status(conn, table_prefix=table_prefix, schema=schema, scripts=scripts)
-            if status.kind == "unknown":
-                raise SchemaError(explain_status(status, shown, table_prefix, schema))
-            await _run_command(conn, command.downgrade, table_prefix, schema, scripts, revision)
-    finally:
-        if owned:
-            await engine.dispose()
+    async with _schema_change(url_or_engine, table_prefix, schema, lock_timeout_s) as (conn, shown):
+        status = await schema_status(conn, table_prefix=table_prefix, schema=schema, scripts=scripts)
+        if status.kind == "unknown":
+            raise SchemaError(explain_status(status, shown, table_prefix, schema))
+        await _run_command(conn, command.downgrade, table_prefix, schema, scripts, revision)
 
 
 async def stamp(
@@ -520,16 +532,8 @@ async def stamp(
     """Record `revision` in the version table without running any migration."""
     from alembic import command
 
-    engine, owned = _engine_for(url_or_engine)
-    try:
-        check_prefix(table_prefix)
-        shown = _shown_url(engine, None)
-        async with migration_connection(engine, table_prefix, lock_timeout_s, shown) as conn:
-            await _check_schema_exists(conn, schema, shown)
-            await _run_command(conn, command.stamp, table_prefix, schema, scripts, revision)
-    finally:
-        if owned:
-            await engine.dispose()
+    async with _schema_change(url_or_engine, table_prefix, schema, lock_timeout_s) as (conn, _):
+        await _run_command(conn, command.stamp, table_prefix, schema, scripts, revision)
 
 
 async def check_drift(
