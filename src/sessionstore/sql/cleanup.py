@@ -235,12 +235,11 @@ class _Round:
         where = _expired(s, self.now)
         if self.dry_run:
             return await self._count_sessions_and_events(where)
-        sessions = events = 0
-        while True:
-            rows = self.rows
+
+        async def claim_batch(rows: int) -> list[int]:
             pick = self.svc.rules.lock_rows(select(s.c.pk).where(where).limit(rows))
 
-            async def claim(conn: AsyncConnection, pick: Any = pick) -> list[int]:
+            async def claim(conn: AsyncConnection) -> list[int]:
                 pks = list((await conn.execute(pick)).scalars())
                 if pks:
                     await conn.execute(
@@ -248,26 +247,31 @@ class _Round:
                     )
                 return pks
 
-            pks = await self._tx(claim)
-            if pks:
-                removed, removed_events = await self._purge_pks(pks, "sessions expired")
-                sessions += removed
-                events += removed_events
-            if len(pks) < rows:
-                return sessions, events
+            return await self._tx(claim)
+
+        return await self._remove_sessions(claim_batch, "sessions expired")
 
     async def _purge_sessions(self, where: ColumnElement[bool]) -> tuple[int, int]:
         """Delete session tombstones matching `where` with their children. Returns (sessions, events)."""
         s = self.t.sessions
         if self.dry_run:
             return await self._count_sessions_and_events(where)
+
+        async def next_batch(rows: int) -> list[int]:
+            async with self.svc.engine.connect() as conn:
+                return list((await conn.execute(select(s.c.pk).where(where).limit(rows))).scalars())
+
+        return await self._remove_sessions(next_batch, "tombstones purged")
+
+    async def _remove_sessions(self, next_batch: Callable[[int], Awaitable[list[int]]], step: str) -> tuple[int, int]:
+        """Take batches of deleted-marked sessions from `next_batch(rows)` and purge each with its
+        children, until a batch comes back short. Returns (sessions, events) removed."""
         sessions = events = 0
         while True:
             rows = self.rows
-            async with self.svc.engine.connect() as conn:
-                pks = list((await conn.execute(select(s.c.pk).where(where).limit(rows))).scalars())
+            pks = await next_batch(rows)
             if pks:
-                removed, removed_events = await self._purge_pks(pks, "tombstones purged")
+                removed, removed_events = await self._purge_pks(pks, step)
                 sessions += removed
                 events += removed_events
             if len(pks) < rows:
