@@ -62,6 +62,31 @@ class SQLBackend(Backend):
 
 
 @asynccontextmanager
+async def service_factory(backend: Backend, clock: Any) -> AsyncIterator[Any]:
+    """A factory ``await make(**options)`` of started services on `backend`'s emptied storage.
+
+    Services get the test's clock and no periodic cleanup unless told
+    otherwise, and are all closed when the block ends.
+    """
+    await backend.reset()
+    made: list[SessionService] = []
+
+    async def factory(**options: Any) -> SessionService:
+        options.setdefault("clock", clock)
+        options.setdefault("cleanup_interval", None)
+        service = backend.open(**options)
+        await service.start()
+        made.append(service)
+        return service
+
+    try:
+        yield factory
+    finally:
+        for service in made:
+            await service.close()
+
+
+@asynccontextmanager
 async def provision(name: str) -> AsyncIterator[Backend]:
     if name == "memory":
         yield Backend()
@@ -88,4 +113,4 @@ async def sql_database(name: str) -> AsyncIterator[str]:
         yield url
 
 
-__all__ = ["BACKENDS", "SQL_BACKENDS", "Backend", "SQLBackend", "provision", "sql_database"]
+__all__ = ["BACKENDS", "SQL_BACKENDS", "Backend", "SQLBackend", "provision", "service_factory", "sql_database"]

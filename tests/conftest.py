@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sessionstore import SessionService
-from tests.backends import BACKENDS, Backend, provision
+from tests.backends import BACKENDS, Backend, provision, service_factory
 
 
 class FakeClock:
@@ -54,20 +54,8 @@ async def make_service(backend: Backend, clock: FakeClock) -> AsyncIterator[Make
     and storage (for SQL: the same database), and is closed after the test.
     Cleanup runs only when a test calls it (cleanup_interval=None).
     """
-    await backend.reset()
-    made: list[SessionService] = []
-
-    async def factory(**options: object) -> SessionService:
-        options.setdefault("clock", clock)
-        options.setdefault("cleanup_interval", None)
-        service = backend.open(**options)
-        await service.start()
-        made.append(service)
-        return service
-
-    yield factory
-    for service in made:
-        await service.close()
+    async with service_factory(backend, clock) as factory:
+        yield factory
 
 
 @pytest.fixture

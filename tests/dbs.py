@@ -119,19 +119,15 @@ async def scratch_database(kind: str, *, prefix: str = "ss_test_") -> AsyncItera
     name = f"{prefix}{secrets.token_hex(6)}"
     admin = _admin_engine(server)
     try:
+        quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+        force = " WITH (FORCE)" if kind == "postgresql" else ""  # end other sessions first
         async with admin.connect() as conn:
-            if kind == "postgresql":
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                await conn.execute(text(f"CREATE DATABASE `{name}`"))
+            await conn.execute(text(f"CREATE DATABASE {quoted}"))
         try:
             yield _database_url(server, name)
         finally:
             async with admin.connect() as conn:
-                if kind == "postgresql":
-                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                else:
-                    await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
     finally:
         await admin.dispose()
 

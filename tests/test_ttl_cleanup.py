@@ -30,7 +30,7 @@ from benchmarks.cleanup import appends_during, fill_expired
 from sessionstore import CleanupResult, InMemorySessionService
 from sessionstore.sql.cleanup import lock_name
 from sessionstore.sql.service import SQLSessionService
-from tests.backends import SQL_BACKENDS, Backend, provision
+from tests.backends import SQL_BACKENDS, Backend, provision, service_factory
 from tests.conftest import FakeClock
 
 from .contract.helpers import APP, event, key, must_get, new_session, snapshot, user_key
@@ -509,21 +509,9 @@ async def sql_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
 @pytest.fixture
 async def make_sql(sql_backend: Backend, clock: FakeClock) -> AsyncIterator[Any]:
-    await sql_backend.reset()
-    made: list[ss.SessionService] = []
-
-    async def factory(**options: Any) -> SQLSessionService:
-        options.setdefault("clock", clock)
-        options.setdefault("cleanup_interval", None)
-        svc = sql_backend.open(**options)
-        assert isinstance(svc, SQLSessionService)
-        await svc.start()
-        made.append(svc)
-        return svc
-
-    yield factory
-    for svc in made:
-        await svc.close()
+    """Like make_service, on the SQL backends only."""
+    async with service_factory(sql_backend, clock) as factory:
+        yield factory
 
 
 async def test_the_cleanup_lock_lets_one_cleaner_work_at_a_time(sql_backend, make_sql, clock, caplog):
