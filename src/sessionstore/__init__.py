@@ -1,9 +1,9 @@
 """sessionstore: durable conversation sessions for AI agents, in the database you already run."""
 
-from .cleanup import CleanupResult
 from .errors import (
     ConfigurationError,
     ConflictError,
+    DatabaseError,
     EventTooLargeError,
     InvalidArgumentError,
     InvalidCursorError,
@@ -22,7 +22,7 @@ from .options import ServiceOptions
 from .schema import migrate
 from .service import SessionService
 from .state import DELETE
-from .types import Event, Session, SessionPage
+from .records import CleanupResult, Event, Session, SessionPage
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "CleanupResult",
     "ConfigurationError",
     "ConflictError",
+    "DatabaseError",
     "Event",
     "EventTooLargeError",
     "InMemorySessionService",

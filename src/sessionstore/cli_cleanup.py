@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import make_url
 
-from .cleanup import CleanupResult
+from .records import CleanupResult
 from .cli_output import fail, scrub
 from .errors import SessionStoreError
 from .factory import open_service

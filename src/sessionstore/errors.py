@@ -44,6 +44,10 @@ class EventTooLargeError(InvalidEventError):
     """The serialised event is larger than the service's max_event_bytes."""
 
 
+class DatabaseError(SessionStoreError):
+    """The database could not be reached or refused an operation. The URL is shown redacted."""
+
+
 class SchemaError(SessionStoreError):
     """The database schema is missing or at the wrong version; the message says how to fix it."""
 

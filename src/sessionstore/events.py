@@ -11,7 +11,7 @@ from . import jsonvalue
 from .errors import EventTooLargeError, InvalidEventError
 from .keys import check_identifier
 from .state import DELETE, ScopedDelta, split_delta, strip_temp
-from .types import Event
+from .records import Event
 
 MAX_LABEL_LENGTH = 255
 """Longest author, invocation_id or branch, in code points."""

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from . import jsonvalue
-from .cleanup import CleanupResult
+from .records import CleanupResult
 from .cursor import Cursor
 from .errors import ConflictError, SessionExistsError, SessionNotFoundError
 from .events import PreparedEvent, copy_delta, copy_event
@@ -23,7 +23,7 @@ from .keys import Key, UserKey
 from .options import ServiceOptions, expiry
 from .service import SessionService
 from .state import DELETE, ScopedDelta, apply_delta, merged_view
-from .types import Event, Session
+from .records import Event, Session
 
 log = logging.getLogger("sessionstore.cleanup")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from .errors import ConfigurationError
-from .types import utcnow
+from .records import utcnow
 
 Clock = Callable[[], datetime]
 

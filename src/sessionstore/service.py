@@ -29,7 +29,7 @@ from .state import (
     split_delta,
     split_initial_state,
 )
-from .types import Event, Session, SessionPage, new_id
+from .records import Event, Session, SessionPage, new_id
 
 log = logging.getLogger("sessionstore")
 

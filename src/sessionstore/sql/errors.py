@@ -8,13 +8,11 @@ from contextlib import contextmanager
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..errors import SessionStoreError
+from ..errors import DatabaseError, SessionStoreError
+
+__all__ = ["DatabaseError", "is_database_error", "translate_errors"]
 
 _DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
-
-
-class DatabaseError(SessionStoreError):
-    """The database could not be reached or refused an operation. The URL is shown redacted."""
 
 
 def is_database_error(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, ForeignKey, Index, MetaData, Table, text
 
 from .dialects import DialectRules
-from .types import BigId, Identifier, JSONDoc, UTCDateTime
+from .column_types import BigId, Identifier, JSONDoc, UTCDateTime
 
 DEFAULT_PREFIX = "ss_"
 LABEL_LENGTH = 255

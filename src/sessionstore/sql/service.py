@@ -32,7 +32,7 @@ from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
 from ..service import SessionService
 from ..state import DELETE, ScopedDelta, apply_delta, merged_view
-from ..types import Event, Session
+from ..records import Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, rules_of, write_gate
 from .errors import DatabaseError, translate_errors

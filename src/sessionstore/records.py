@@ -1,9 +1,9 @@
-"""The records the service reads and writes: Event, Session, SessionPage."""
+"""The records the service reads and writes: Event, Session, SessionPage, CleanupResult."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -62,3 +62,39 @@ class SessionPage:
 
     sessions: list[Session]
     next_cursor: str | None
+
+@dataclass(slots=True)
+class CleanupResult:
+    """Rows one cleanup round removed (or, with dry_run, would remove).
+
+    ``skipped`` is True when another process held the cleanup lock, so this
+    round did nothing.
+    """
+
+    sessions_expired: int = 0
+    events_removed: int = 0
+    events_trimmed: int = 0
+    app_state_expired: int = 0
+    user_state_expired: int = 0
+    tombstones_purged: int = 0
+    dry_run: bool = False
+    skipped: bool = False
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.sessions_expired
+            + self.events_removed
+            + self.events_trimmed
+            + self.app_state_expired
+            + self.user_state_expired
+            + self.tombstones_purged
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self) | {"total": self.total}
+
+    def log_line(self) -> str:
+        """A one-line key=value summary for logs."""
+        return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
