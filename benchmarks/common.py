@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 
 from sessionstore import open_service
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 
 DEFAULT_URLS = {

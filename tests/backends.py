@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessionstore import InMemorySessionService, ServiceOptions, SessionService, open_service
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.engine import make_engine
 from sessionstore.sql.service import SQLSessionService
 

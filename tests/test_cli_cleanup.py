@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import sessionstore as ss
 from sessionstore import cli_cleanup
 from sessionstore.cli_cleanup import SKIPPED, register
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.cleanup import lock_name
 from sessionstore.sql.service import SQLSessionService
 from tests.dbs import scratch_database

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 import sessionstore
 from sessionstore.cli import app
 from sessionstore.errors import ConfigurationError, SchemaError
-from sessionstore.schema import (
+from sessionstore.sql.migrate import (
     check_drift,
     current_revision,
     describe_diff,
@@ -209,7 +209,7 @@ async def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(db: Db) ->
 async def test_upgrade_is_idempotent_and_head_is_exported(db: Db) -> None:
     await migrate(db.url)
     await migrate(db.url)
-    assert await current_revision(db.engine) == head_revision() == sessionstore.schema.HEAD
+    assert await current_revision(db.engine) == head_revision() == sessionstore.sql.migrate.HEAD
     assert sessionstore.migrate is migrate
 
 
@@ -376,7 +376,7 @@ async def test_service_start_checks_the_schema_and_auto_migrates(db: Db) -> None
 
 CONCURRENT_STARTER = """
 import asyncio, os, sys, time
-from sessionstore.schema import ensure_schema
+from sessionstore.sql.migrate import ensure_schema
 from sessionstore.sql.engine import make_engine
 
 url, barrier, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -587,7 +587,7 @@ async def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
     sessionstore_bin = env_dir / "bin" / "sessionstore"
     # The installed package, not this checkout, provides the scripts.
     where = await asyncio.to_thread(
-        run, env_dir / "bin" / "python", "-c", "import sessionstore.schema as s; print(s.script_location())"
+        run, env_dir / "bin" / "python", "-c", "import sessionstore.sql.migrate as s; print(s.script_location())"
     )
     assert "site-packages/sessionstore/_migrations" in where
 

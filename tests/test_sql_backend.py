@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 import sessionstore as ss
 from sessionstore.cursor import Cursor
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.engine import make_engine, normalize_url
 from sessionstore.sql.service import SQLSessionService
 from tests.backends import SQL_BACKENDS, sql_database

@@ -19,7 +19,7 @@ from .factory import open_service
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
 from .options import ServiceOptions
-from .schema import migrate
+from .sql.migrate import migrate
 from .service import SessionService
 from .state import DELETE
 from .records import CleanupResult, Event, Session, SessionPage

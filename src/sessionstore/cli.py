@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from . import schema as schema_api
+from .sql import migrate as schema_api
 from .cli_output import error_text, fail
 from .cli_cleanup import register as _register_cleanup
 from .errors import SessionStoreError

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Computed, Index, Integer, Table, event, text
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects.mysql import types as mysql_types
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -29,10 +32,16 @@ class DialectRules:
     writable_ctes = False
     has_last_insert_id = False
     """Does UPDATE ... SET x = LAST_INSERT_ID(expr) hand expr back to the client? MySQL/MariaDB."""
+    """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
     single_writer = False
     """Does the database run one write transaction at a time anyway (SQLite)? Then writers
     of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
-    """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
+    supports_schemas = False
+    """May tables live in a named schema (the ``schema`` option)? PostgreSQL only."""
+    has_named_locks = True
+    """Does the database have named locks (advisory locks, GET_LOCK)? SQLite's write lock stands in."""
+    partial_index_option: str | None = None
+    """The SQLAlchemy dialect-option key under which partial indexes keep their WHERE (drift checks)."""
 
     # ---- engine
 
@@ -77,6 +86,22 @@ class DialectRules:
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
         sets = ", ".join(f"{c} = excluded.{c}" for c in update)
         return f"{head} ON CONFLICT ({', '.join(key)}) WHERE deleted_at IS NULL DO UPDATE SET {sets}"
+
+    # ---- migrations (sql/migrate/)
+
+    def alembic_context_options(self) -> dict[str, Any]:
+        """Extra options for Alembic's configure() on this dialect."""
+        return {}
+
+    def compare_type(
+        self, context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+    ) -> bool | None:
+        """Alembic's compare_type hook: True/False to decide, None to let Alembic decide."""
+        return None
+
+    def column_collations(self, sync_conn: Connection, table: str, schema: str | None) -> dict[str, str]:
+        """Column name -> collation as the server reports it, where collations matter (MySQL)."""
+        return {}
 
     # ---- statements
 
@@ -127,6 +152,8 @@ class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
     writable_ctes = True
+    supports_schemas = True
+    partial_index_option = "postgresql"
 
     def json_param(self, name):
         return f"CAST(:{name} AS JSONB)"
@@ -188,6 +215,31 @@ class MySQLRules(DialectRules):
         Index(f"{table.name}_active_key", *(table.c[name] for name in columns), active, unique=True)
 
 
+    def compare_type(self, context, inspected_column, metadata_column, inspected_type, metadata_type):
+        """Exact for JSON columns: MariaDB's JSON is an alias for LONGTEXT (utf8mb4_bin with a
+        json_valid CHECK), so a JSON column reflects as LONGTEXT there, which is not drift.
+        Alembic treats JSON and LONGTEXT as synonyms on every MySQL flavour; on MySQL proper,
+        which has a real JSON type, a LONGTEXT column where the models want JSON is drift."""
+        expected = metadata_type.dialect_impl(context.dialect)
+        if not isinstance(expected, sqltypes.JSON):
+            return None
+        if isinstance(inspected_type, sqltypes.JSON):
+            return False
+        if isinstance(inspected_type, mysql_types.LONGTEXT) and getattr(context.dialect, "is_mariadb", False):
+            return False
+        return True
+
+    def column_collations(self, sync_conn, table, schema):
+        # information_schema, because SHOW CREATE TABLE omits the table's default collation.
+        rows = sync_conn.execute(
+            text(
+                "SELECT column_name, collation_name FROM information_schema.columns "
+                "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :table"
+            ),
+            {"schema": schema, "table": table},
+        )
+        return {name: collation for name, collation in rows if collation}
+
     def is_retryable(self, exc):
         args = getattr(_driver_error(exc), "args", None)
         return bool(args) and args[0] in (1213, 1205)  # deadlock, lock wait timeout
@@ -215,6 +267,8 @@ class SQLiteRules(DialectRules):
     async_driver = "aiosqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
     single_writer = True
+    has_named_locks = False
+    partial_index_option = "sqlite"
     busy_timeout_s = 30
 
     def engine_options(self):
@@ -246,6 +300,10 @@ class SQLiteRules(DialectRules):
     def lock_rows(self, stmt):
         return stmt  # BEGIN IMMEDIATE already holds the database's write lock
 
+    def alembic_context_options(self):
+        # SQLite's DDL is transactional: `upgrade --sql` wraps the script in BEGIN/COMMIT.
+        return {"transactional_ddl": True}
+
 
     def is_retryable(self, exc):
         text = str(_driver_error(exc))
@@ -255,7 +313,7 @@ class SQLiteRules(DialectRules):
         return "UNIQUE constraint failed" in str(_driver_error(exc))
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
-    # which the caller's connection does (see sql/locks.py).
+    # which the caller's connection does (sql/cleanup.py, sql/migrate/lock.py).
     async def try_lock(self, conn, name):
         return True
 

@@ -113,7 +113,7 @@ class SQLSessionService(SessionService):
         async with self._ready_lock:
             if self._ready:
                 return
-            from ..schema import ensure_schema
+            from .migrate import ensure_schema
 
             with translate_errors(self.engine):
                 await ensure_schema(
