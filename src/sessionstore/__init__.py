@@ -22,11 +22,13 @@ from .options import ServiceOptions
 from .sql.migrate import migrate
 from .service import SessionService
 from .state import DELETE
-from .records import CleanupResult, Event, Session, SessionPage
+from .records import CLEANUP_STEPS, CleanupProgress, CleanupResult, Event, Session, SessionPage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLEANUP_STEPS",
+    "CleanupProgress",
     "DELETE",
     "CleanupResult",
     "ConfigurationError",

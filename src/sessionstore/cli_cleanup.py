@@ -133,7 +133,8 @@ async def _main(svc: Any, *, dry_run: bool, once: bool, pause: float, url: str) 
 
 
 async def _round(svc: Any, dry_run: bool) -> CleanupResult:
-    from .sql.cleanup import STEPS, run_cleanup
+    from .records import CLEANUP_STEPS as STEPS
+    from .sql.cleanup import run_cleanup
 
     with translate_errors(svc.engine):
         if dry_run or not _interactive():

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from . import jsonvalue
-from .records import CleanupResult
+from .records import CleanupProgress, CleanupResult
 from .cursor import Cursor
 from .errors import ConflictError, SessionExistsError, SessionNotFoundError
 from .events import PreparedEvent, copy_delta, copy_event
@@ -166,7 +166,7 @@ class InMemorySessionService(SessionService):
 
     # ------------------------------------------------------------------ cleanup
 
-    async def cleanup(self, *, dry_run: bool = False) -> CleanupResult:
+    async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
         """One cleanup round, in the SQL backend's order: expire sessions, purge
         session tombstones, expire app and user state keys, purge their tombstones.
 
@@ -196,6 +196,9 @@ class InMemorySessionService(SessionService):
         result.tombstones_purged += sum(1 for t in self._state_tombstones if t <= horizon)
         if not dry_run:
             self._state_tombstones = [t for t in self._state_tombstones if t > horizon]
+        if progress is not None:
+            for step, field_name in _STEP_FIELDS:
+                progress(step, getattr(result, field_name))
         result.seconds = perf_counter() - started
         log.info("sessionstore cleanup %s", result.log_line(), extra={"cleanup": result.as_dict()})
         return result
@@ -283,4 +286,14 @@ def _live_values(cells: dict[str, _Cell] | None, now: datetime, *, copy: bool = 
         return {}
     live = {name: cell.value for name, cell in cells.items() if _alive(cell.expires_at, now)}
     return jsonvalue.copy_json(live) if copy else live
+
+
+_STEP_FIELDS = (
+    ("sessions expired", "sessions_expired"),
+    ("events removed", "events_removed"),
+    ("tombstones purged", "tombstones_purged"),
+    ("app state expired", "app_state_expired"),
+    ("user state expired", "user_state_expired"),
+)
+"""What the in-memory round reports to a progress callback, all at once at its end."""
 

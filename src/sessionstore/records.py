@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -98,3 +99,18 @@ class CleanupResult:
     def log_line(self) -> str:
         """A one-line key=value summary for logs."""
         return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+CLEANUP_STEPS = (
+    "sessions expired",
+    "events removed",
+    "tombstones purged",
+    "app state expired",
+    "user state expired",
+    "events trimmed",
+)
+"""The step names a CleanupProgress callback receives; each counts toward CleanupResult.total."""
+
+CleanupProgress = Callable[[str, int], None]
+"""Called during a cleanup round with (step name, rows that batch removed)."""
+

@@ -29,7 +29,7 @@ from .state import (
     split_delta,
     split_initial_state,
 )
-from .records import Event, Session, SessionPage, new_id
+from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
 
 log = logging.getLogger("sessionstore")
 
@@ -240,6 +240,21 @@ class SessionService(abc.ABC):
         scoped = ScopedDelta(user={check_state_key(key): DELETE})
         await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
 
+    # ------------------------------------------------------------------ retention
+
+    async def cleanup(self, *, dry_run: bool = False, progress: CleanupProgress | None = None) -> CleanupResult:
+        """Run one cleanup round now: expire, purge tombstones, trim (docs/ttl.md).
+
+        ``dry_run`` counts what a round would remove and changes nothing.
+        ``progress(step, rows)`` is called as the round goes, with a step name
+        from CLEANUP_STEPS and the rows just removed (a progress bar's feed).
+        The round is skipped (``result.skipped``) when another process holds
+        the database's cleanup lock. The background job calls this too.
+        """
+        if progress is not None and not callable(progress):
+            raise InvalidArgumentError("progress must be a callable taking (step, rows)")
+        return await self._cleanup(bool(dry_run), progress)
+
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> datetime:
@@ -254,8 +269,7 @@ class SessionService(abc.ABC):
         """Release the backend's resources. Default: nothing."""
 
     @abc.abstractmethod
-    async def cleanup(self, *, dry_run: bool = False) -> Any:
-        """Run one cleanup round now (expire, trim, purge); returns what it removed."""
+    async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult: ...
 
     @abc.abstractmethod
     async def _create_session(self, key: Key, scoped: ScopedDelta, now: datetime) -> Session: ...

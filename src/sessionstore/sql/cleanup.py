@@ -48,6 +48,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..records import CleanupProgress as Progress
 from ..records import CleanupResult
 from .dialects import sleep_before_retry
 from .queries import active, alive
@@ -58,19 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sessionstore.cleanup")
 
 T = TypeVar("T")
-
-Progress = Callable[[str, int], None]
-"""Called after each batch with (step name, rows in that batch)."""
-
-STEPS = (
-    "sessions expired",
-    "events removed",
-    "tombstones purged",
-    "app state expired",
-    "user state expired",
-    "events trimmed",
-)
-"""The step names a Progress callback receives."""
 
 MAX_ATTEMPTS = 8
 PAUSE_FACTOR = 2.0
@@ -395,7 +383,7 @@ async def run_cleanup(
     """One cleanup round; skipped (result.skipped) if another process holds the cleanup lock.
 
     ``progress(step, n)`` is called after each batch with the step's name (one
-    of STEPS) and the rows that batch removed. The result is also logged as
+    of CLEANUP_STEPS) and the rows that batch removed. The result is also logged as
     one line on the ``sessionstore.cleanup`` logger, its fields attached to
     the record as ``record.cleanup`` (a dict) for structured log handlers.
     """

@@ -32,7 +32,7 @@ from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
 from ..service import SessionService
 from ..state import DELETE, ScopedDelta, apply_delta, merged_view
-from ..records import Event, Session
+from ..records import CleanupProgress, CleanupResult, Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, rules_of, write_gate
 from .errors import DatabaseError, translate_errors
@@ -401,12 +401,12 @@ class SQLSessionService(SessionService):
 
     # ------------------------------------------------------------------ cleanup
 
-    async def cleanup(self, *, dry_run: bool = False):
+    async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
         from .cleanup import run_cleanup
 
         await self._ensure_ready()
         with translate_errors(self.engine):
-            return await run_cleanup(self, dry_run=dry_run)
+            return await run_cleanup(self, dry_run=dry_run, progress=progress)
 
     # ------------------------------------------------------------------ internals
 
