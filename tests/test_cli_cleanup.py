@@ -1,4 +1,4 @@
-"""``sessionstore cleanup`` (src/sessionstore/cli_cleanup.py), driven through typer's CliRunner
+"""``sessionstore cleanup`` (src/sessionstore/cli/cleanup.py), driven through typer's CliRunner
 on an app of our own that ``register`` fills, against a migrated SQLite file and a PostgreSQL
 database.
 
@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 import sessionstore as ss
-from sessionstore import cli_cleanup
-from sessionstore.cli_cleanup import SKIPPED, register
-from sessionstore.sql.migrate import migrate
+from sessionstore.cli import cleanup as cli_cleanup
+from sessionstore.cli.cleanup import SKIPPED, register
 from sessionstore.sql.cleanup import lock_name
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.dbs import scratch_database
 
@@ -278,3 +278,23 @@ async def test_postgresql_once_and_skipped_while_another_cleaner_holds_the_lock(
     assert result.exit_code == 0, result.output
     assert summary_counts(result.stdout) == expect(sessions_expired=2, events_removed=6, app_state_expired=1)
     assert await stored(postgres_url) == {"sessions": 1, "tombstones": 0, "events": 2}
+
+
+# ---------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_the_services_own():
+    """Left out, --batch-size, --event-limit, --retention, --interval and delete mode are ServiceOptions' defaults."""
+    from sessionstore.cli import app
+    from sessionstore.cli.options import format_duration, parse_duration
+
+    defaults = ss.ServiceOptions()
+    result = CliRunner().invoke(app, ["cleanup", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert f"[default: {defaults.cleanup_batch_size}]" in text and f"[default: {defaults.event_limit}]" in text
+    assert f"[default: {format_duration(defaults.tombstone_retention)}]" in text
+    assert f"[default: {format_duration(defaults.cleanup_interval)}]" in text
+    assert "[default: soft-delete]" in text
+    for value in (defaults.tombstone_retention, defaults.cleanup_interval, timedelta(milliseconds=250)):
+        assert parse_duration("--x", format_duration(value)) == value
