@@ -1,4 +1,8 @@
-"""The README's usage example runs as printed, and the benchmark and demo commands still work."""
+"""The README's usage example runs as printed, and the benchmark and demo commands still work.
+
+The demo is a CLI command (``python -m sessionstore demo``); ``python -m sessionstore.demo`` only
+says so.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _readme_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
     assert blocks, "README.md has no python example"
     return blocks[0]
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_readme_example_runs_and_prints_what_it_says(tmp_path):
@@ -34,12 +38,18 @@ def test_readme_example_runs_and_prints_what_it_says(tmp_path):
 
 def test_demo_runs_twice_and_finds_its_data(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = _run([sys.executable, "-m", "sessionstore.demo", "--url", url], tmp_path)
-    second = _run([sys.executable, "-m", "sessionstore.demo", "--url", url], tmp_path)
+    first = _run([sys.executable, "-m", "sessionstore", "demo", "--url", url], tmp_path)
+    second = _run([sys.executable, "-m", "sessionstore", "demo", "--url", url], tmp_path)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "new database" in first.stdout
     assert "from an earlier run: version 2" in second.stdout
     assert "#4" in second.stdout  # the second run's events continue the first run's seq
+
+
+def test_the_old_demo_module_command_points_to_the_new_one(tmp_path):
+    done = _run([sys.executable, "-m", "sessionstore.demo"], tmp_path)
+    assert done.returncode == 1 and "python -m sessionstore demo" in done.stderr
+    assert not (tmp_path / ".sessionstore").exists()  # it ran nothing
 
 
 def test_benchmark_command_runs(tmp_path):

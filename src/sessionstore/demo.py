@@ -3,13 +3,16 @@
 Run it twice: the second run finds the first run's session and history in
 the file, which shows the data surviving a restart of the process.
 
-    python -m sessionstore.demo [--url sqlite:///.sessionstore/demo.db]
+    sessionstore demo [--url sqlite:///.sessionstore/demo.db]
+    python -m sessionstore demo [--url …]        # the same, without the script on PATH
+
+The command line (sessionstore.cli) is the one entry point; this module is
+only the tour itself.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import sys
 from pathlib import Path
 
 from . import DELETE, Event, Key, UserKey, open_service
@@ -18,7 +21,8 @@ DEFAULT_URL = "sqlite:///.sessionstore/demo.db"
 APP, USER, SESSION = "weather-agent", "alice", "demo-session"
 
 
-async def run(url: str) -> None:
+async def run(url: str = DEFAULT_URL) -> None:
+    """The tour, on `url` (migrated if needed: it is a demo)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     async with open_service(url, auto_migrate=True) as svc:
@@ -55,11 +59,5 @@ async def run(url: str) -> None:
         print(f"{USER} has {len(page.sessions)} session(s); run me again to see the history grow.")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"database URL (default {DEFAULT_URL})")
-    asyncio.run(run(parser.parse_args(argv).url))
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the old `python -m sessionstore.demo`: say where the demo went
+    sys.exit("the demo is a command now: python -m sessionstore demo [--url URL]")
