@@ -502,6 +502,102 @@ async def test_cli_takes_the_url_from_the_environment(db: Db, monkeypatch: pytes
     assert await current_revision(db.engine, table_prefix="env_") == head_revision()
 
 
+async def test_cli_revisions_positionally_as_alembic_users_type_them(db: Db) -> None:
+    """``upgrade +1``, ``downgrade -1`` (from the only revision: base), ``downgrade base``, ``stamp head``."""
+    head = head_revision()
+    code, out, err = await cli("db", "upgrade", "+1", "--url", db.url)
+    assert code == 0, err
+    assert f"from an empty schema to {head}" in out
+    assert ours() <= await table_names(db.engine)
+
+    code, out, err = await cli("db", "downgrade", "-1", "--url", db.url)  # Alembic: -1 from the first revision is base
+    assert code == 0, err
+    assert f"from {head} to base (no sessionstore tables)" in out
+    assert await current_revision(db.engine) is None
+    assert not ours() & await table_names(db.engine)
+
+    code, out, err = await cli("db", "upgrade", "head", "--url", db.url)
+    assert code == 0 and f"to {head}" in out, err
+    code, out, err = await cli("db", "upgrade", "--url", db.url)  # head by default: nothing left to do
+    assert code == 0 and "nothing to do" in out, err
+
+    code, out, err = await cli("db", "downgrade", "base", "--url", db.url)
+    assert code == 0 and "to base" in out, err
+    assert not ours() & await table_names(db.engine)
+
+    code, out, err = await cli("db", "upgrade", "--url", db.url, "--revision", "+1")  # the older spelling
+    assert code == 0 and await current_revision(db.engine) == head, err
+    code, out, err = await cli("db", "downgrade", "--url", db.url, "--revision", "-1")
+    assert code == 0 and await current_revision(db.engine) is None, err
+
+    # stamp: record a revision without running anything.
+    await migrate(db.url)
+    code, out, err = await cli("db", "stamp", "base", "--url", db.url)
+    assert code == 0 and "at revision base" in out, err
+    assert await current_revision(db.engine) is None and ours() <= await table_names(db.engine)
+    code, out, err = await cli("db", "stamp", "head", "--url", db.url, "--revision", "head")  # the same twice is fine
+    assert code == 0 and f"at revision {head}" in out, err
+    assert await current_revision(db.engine) == head
+    assert await drift_lines(db.engine) == []
+
+
+async def test_cli_relative_steps_walk_two_revisions_and_keep_the_rows(db: Db, tmp_path: Path) -> None:
+    scripts = str(second_revision(tmp_path))
+    await migrate(db.url)  # 0001, filled, then 0002
+    before = await fill(db.engine)
+    await migrate(db.url, scripts=scripts)
+
+    code, out, err = await cli("db", "downgrade", "-1", "--url", db.url, "--scripts", scripts)
+    assert code == 0 and "from 0002 to 0001" in out, err
+    assert await counts(db.engine) == before
+    code, out, err = await cli("db", "upgrade", "+1", "--url", db.url, "--scripts", scripts)
+    assert code == 0 and "from 0001 to 0002" in out, err
+    assert await counts(db.engine) == before
+
+    # Past either end, or the wrong way: one line that says where the database is; nothing changes.
+    for args, message in [
+        (("upgrade", "+1"), "cannot upgrade +1 from revision 0002: it is the newest revision (head)"),
+        (("downgrade", "-3"), "cannot downgrade -3 from revision 0002: only 2 step(s) down to base"),
+        (("upgrade", "-1"), "upgrade -1 would go back: use `sessionstore db downgrade -1`"),
+        (("downgrade", "+1"), "downgrade +1 would go forward"),
+        (("stamp", "-1"), "stamp records a revision id, head or base"),
+    ]:
+        code, out, err = await cli("db", *args, "--url", db.url, "--scripts", scripts)
+        assert (code, out) == (2, ""), (args, out, err)
+        assert err.startswith(f"error: {message}") and err.count("\n") == 1, (args, err)
+    assert await current_revision(db.engine) == "0002"
+
+    code, out, err = await cli("db", "downgrade", "-2", "--url", db.url, "--scripts", scripts)
+    assert code == 0 and "from 0002 to base" in out, err
+    assert not ours() & await table_names(db.engine)
+    code, out, err = await cli("db", "downgrade", "-1", "--url", db.url, "--scripts", scripts)
+    assert code == 2 and "nothing is installed" in err
+
+
+async def test_cli_revision_usage_errors_change_nothing(db: Db) -> None:
+    """Two different revisions, an unknown option, a missing revision: usage errors (exit 2), before connecting."""
+    await migrate(db.url)
+    head = head_revision()
+    for args, message in [
+        (("downgrade", "base", "--revision", head), f"two different revisions given (base and --revision {head})"),
+        (("upgrade", "head", "--revision", "+1"), "two different revisions given"),
+        (("downgrade", "--bogus"), "No such option: --bogus"),
+        (("downgrade", "-1", "--bogus"), "No such option: --bogus"),
+        (("upgrade", "--bogus=1"), "No such option: --bogus"),
+        (("stamp", "head", "-x"), "No such option: -x"),
+        (("downgrade", "--ur", db.url), "No such option: --ur (Did you mean --url?)"),
+        (("downgrade", "base", "0001"), "unexpected extra argument"),
+        (("downgrade",), "Missing argument 'REVISION'"),
+        (("stamp",), "Missing argument 'REVISION'"),
+    ]:
+        url_args = () if "--ur" in args else ("--url", db.url)
+        code, out, err = await cli("db", *args, *url_args)
+        assert code == 2 and out == "", (args, out, err)
+        assert message in " ".join(err.replace("│", " ").split()), (args, err)
+    assert await current_revision(db.engine) == head
+    assert ours() <= await table_names(db.engine)
+
+
 EXPECTED_DDL = {
     "sqlite": ["BEGIN;", "ss_sessions_active_key ON ss_sessions (app_name, user_id, session_id) WHERE deleted_at IS NULL",
                "state TEXT NOT NULL", "COMMIT;"],
