@@ -14,28 +14,38 @@ MAX_ID_LENGTH = 128
 3072-byte index key limit."""
 
 
-def check_identifier(
-    value: object,
-    what: str,
-    *,
-    error: type[Exception] = InvalidKeyError,
-    max_length: int = MAX_ID_LENGTH,
-) -> str:
-    """Return `value` if it is a usable identifier, else raise `error` saying why."""
+def identifier_problem(value: object, max_length: int = MAX_ID_LENGTH) -> str | None:
+    """Why `value` cannot be an identifier (an id or a state key), or None if it can.
+
+    The one rule for every name the store keeps: a non-empty str of at most
+    `max_length` code points, with no control character (Unicode category Cc)
+    and no lone surrogate (Cs, which no database can encode). The reason reads
+    after the name of the thing: "app_name must not be empty".
+    """
     if not isinstance(value, str):
-        raise error(f"{what} must be a str, got {type(value).__name__}")
+        return f"must be a str, got {type(value).__name__}"
     if not value:
-        raise error(f"{what} must not be empty")
+        return "must not be empty"
     if len(value) > max_length:
-        raise error(f"{what} is {len(value)} characters long; the limit is {max_length}")
+        return f"is {len(value)} characters long; the limit is {max_length}"
     if not value.isprintable():  # cheap pre-filter; isprintable() is False for Cc, Cs and more
         for ch in value:
             category = unicodedata.category(ch)
             if category == "Cc":
-                raise error(f"{what} contains the control character U+{ord(ch):04X}")
-            if category == "Cs":  # a lone surrogate: not encodable, so no database can store it
-                raise error(f"{what} contains the lone surrogate U+{ord(ch):04X}")
-    return value
+                return f"contains the control character U+{ord(ch):04X}"
+            if category == "Cs":
+                return f"contains the lone surrogate U+{ord(ch):04X}"
+    return None
+
+
+def check_identifier(
+    value: object, what: str, *, error: type[Exception] = InvalidKeyError, max_length: int = MAX_ID_LENGTH
+) -> str:
+    """Return `value` if it is a usable identifier, else raise `error` saying why."""
+    problem = identifier_problem(value, max_length)
+    if problem is not None:
+        raise error(f"{what} {problem}")
+    return value  # type: ignore[return-value]  # identifier_problem checked it is a str
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from .errors import StateValueError
 from .jsonvalue import NotJSONError, check_json
-from .keys import MAX_ID_LENGTH
+from .keys import identifier_problem
 
 APP_PREFIX: Final = "app:"
 USER_PREFIX: Final = "user:"
@@ -58,18 +58,9 @@ class ScopedDelta:
 def check_state_key(key: object, *, display: str | None = None) -> str:
     """Validate one bare (prefix-free) state key."""
     shown = display if display is not None else key
-    if not isinstance(key, str):
-        raise StateValueError(f"state key {shown!r} is not a str", key=str(shown))
-    if not key:
-        raise StateValueError(f"state key {shown!r} has an empty name", key=str(shown))
-    if len(key) > MAX_ID_LENGTH:
-        raise StateValueError(
-            f"state key {shown!r} is longer than {MAX_ID_LENGTH} characters", key=str(shown)
-        )
-    if not key.isprintable() and any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in key):
-        raise StateValueError(f"state key {shown!r} contains a control character", key=str(shown))
-    if not key.isprintable() and any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):
-        raise StateValueError(f"state key {shown!r} contains a lone surrogate", key=str(shown))
+    problem = identifier_problem(key)
+    if problem is not None:
+        raise StateValueError(f"state key {shown!r} {problem}", key=str(shown))
     return key
 
 
