@@ -26,8 +26,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from sessionstore.errors import ConfigurationError
-from sessionstore.sql.migrate import LOCK_TIMEOUT_S, context_options, migration_connection
 from sessionstore.sql.engine import check_prefix, make_engine, normalize_url, redact
+from sessionstore.sql.migrate import (
+    LOCK_TIMEOUT_S,
+    context_options,
+    migration_connection,
+)
 from sessionstore.sql.models import DEFAULT_PREFIX
 
 config = context.config

@@ -20,9 +20,14 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessionstore import InMemorySessionService, ServiceOptions, SessionService, open_service
-from sessionstore.sql.migrate import migrate
+from sessionstore import (
+    InMemorySessionService,
+    ServiceOptions,
+    SessionService,
+    open_service,
+)
 from sessionstore.sql.engine import make_engine
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 
 BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]

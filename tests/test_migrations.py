@@ -31,6 +31,8 @@ from typer.testing import CliRunner
 import sessionstore
 from sessionstore.cli import app
 from sessionstore.errors import ConfigurationError, SchemaError
+from sessionstore.sql.dialects import rules_for
+from sessionstore.sql.engine import make_engine
 from sessionstore.sql.migrate import (
     check_drift,
     current_revision,
@@ -43,8 +45,6 @@ from sessionstore.sql.migrate import (
     stamp,
     verify_schema,
 )
-from sessionstore.sql.dialects import rules_for
-from sessionstore.sql.engine import make_engine
 from sessionstore.sql.models import Tables, build_tables
 from tests.dbs import KINDS, scratch_database
 

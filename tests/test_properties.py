@@ -28,7 +28,13 @@ import sessionstore as ss
 from sessionstore import jsonvalue
 from sessionstore.cursor import Cursor
 from sessionstore.keys import MAX_ID_LENGTH
-from sessionstore.state import DELETE, apply_delta, check_state_key, merged_view, split_delta
+from sessionstore.state import (
+    DELETE,
+    apply_delta,
+    check_state_key,
+    merged_view,
+    split_delta,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SERVICE_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,8 +35,8 @@ from sqlalchemy.pool import NullPool
 
 import sessionstore as ss
 from sessionstore.cursor import Cursor
-from sessionstore.sql.migrate import migrate
 from sessionstore.sql.engine import make_engine, normalize_url
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.backends import SQL_BACKENDS, sql_database
 from tests.dbs import server_url

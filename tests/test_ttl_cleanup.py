@@ -525,7 +525,7 @@ async def test_the_cleanup_lock_lets_one_cleaner_work_at_a_time(sql_backend, mak
     assert name == f"sessionstore-cleanup-{svc.table_prefix}"
 
     if sql_backend.name == "sqlite":
-        async with svc._writer.begin() as holder:  # BEGIN IMMEDIATE: holds the write lock
+        async with svc.db.writer.begin() as holder:  # BEGIN IMMEDIATE: holds the write lock
             await holder.execute(select(1))
             waiting = asyncio.ensure_future(other.cleanup())
             await asyncio.sleep(0.3)

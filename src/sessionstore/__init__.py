@@ -19,10 +19,17 @@ from .factory import open_service
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
 from .options import ServiceOptions
-from .sql.migrate import migrate
+from .records import (
+    CLEANUP_STEPS,
+    CleanupProgress,
+    CleanupResult,
+    Event,
+    Session,
+    SessionPage,
+)
 from .service import SessionService
+from .sql.migrate import migrate
 from .state import DELETE
-from .records import CLEANUP_STEPS, CleanupProgress, CleanupResult, Event, Session, SessionPage
 
 __version__ = "0.1.0"
 

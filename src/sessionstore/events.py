@@ -10,8 +10,8 @@ from typing import Any
 from . import jsonvalue
 from .errors import EventTooLargeError, InvalidEventError
 from .keys import check_identifier
-from .state import DELETE, ScopedDelta, split_delta, strip_temp
 from .records import Event
+from .state import DELETE, ScopedDelta, split_delta, strip_temp
 
 MAX_LABEL_LENGTH = 255
 """Longest author, invocation_id or branch, in code points."""

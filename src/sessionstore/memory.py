@@ -15,15 +15,14 @@ from time import perf_counter
 from typing import Any
 
 from . import jsonvalue
-from .records import CleanupProgress, CleanupResult
 from .cursor import Cursor
 from .errors import ConflictError, SessionExistsError, SessionNotFoundError
 from .events import PreparedEvent, copy_delta, copy_event
 from .keys import Key, UserKey
 from .options import ServiceOptions, expiry
+from .records import CleanupProgress, CleanupResult, Event, Session
 from .service import SessionService
 from .state import DELETE, ScopedDelta, apply_delta, merged_view
-from .records import Event, Session
 
 log = logging.getLogger("sessionstore.cleanup")
 

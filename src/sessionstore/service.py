@@ -20,6 +20,7 @@ from .errors import InvalidArgumentError, InvalidKeyError
 from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .keys import Key, UserKey, check_identifier
 from .options import ServiceOptions
+from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
 from .state import (
     DELETE,
     ScopedDelta,
@@ -29,7 +30,6 @@ from .state import (
     split_delta,
     split_initial_state,
 )
-from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
 
 log = logging.getLogger("sessionstore")
 

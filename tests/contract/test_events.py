@@ -10,7 +10,18 @@ import pytest
 
 import sessionstore as ss
 
-from .helpers import APP, USER, at, event, event_ids, key, must_get, new_session, seqs, snapshot
+from .helpers import (
+    APP,
+    USER,
+    at,
+    event,
+    event_ids,
+    key,
+    must_get,
+    new_session,
+    seqs,
+    snapshot,
+)
 
 # ---------------------------------------------------------------- seq and order
 

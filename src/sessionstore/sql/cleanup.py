@@ -41,26 +41,30 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..records import CleanupProgress as Progress
 from ..records import CleanupResult
-from .dialects import sleep_before_retry
-from .queries import active, alive
-
-if TYPE_CHECKING:
-    from .service import SQLSessionService
+from ..retry import retrying
+from .database import Database
+from .queries import alive
 
 log = logging.getLogger("sessionstore.cleanup")
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
 PAUSE_FACTOR = 2.0
 """After each batch the cleaner sleeps this many times as long as the batch took.
 (2 measured better than 1 for the append tail on MariaDB, at a third less throughput.)"""
@@ -75,56 +79,48 @@ def lock_name(table_prefix: str) -> str:
     return f"sessionstore-cleanup-{table_prefix}"
 
 
-def _in(column: Any, pks: list[int], dialect: str) -> ColumnElement[bool]:
-    """`column IN pks`, cheap to send however long the list: one array parameter on
-    PostgreSQL (one prepared statement), the integers inlined elsewhere. (A bound
-    parameter per value cost milliseconds of this process's CPU per batch.)"""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, pks, type_=ARRAY(BigInteger)))
-    return column.in_(bindparam(None, pks, expanding=True, literal_execute=True))
-
-
-def _expired(table: Any, now: datetime) -> ColumnElement[bool]:
-    return and_(active(table), table.c.expires_at <= now)
+def _expired(db: Database, table: Any, now: datetime) -> ColumnElement[bool]:
+    return and_(db.rules.active(table), table.c.expires_at <= now)
 
 
 class _Round:
-    """One cleanup round of one service."""
+    """One cleanup round on one database."""
 
-    def __init__(self, svc: SQLSessionService, now: datetime, dry_run: bool, progress: Progress | None) -> None:
-        self.svc = svc
-        self.t = svc.tables
+    def __init__(self, db: Database, now: datetime, dry_run: bool, progress: Progress | None) -> None:
+        self.db = db
+        self.rules = db.rules
+        self.options = db.options
+        self.t = db.tables
         self.now = now
         self.dry_run = dry_run
-        self.batch = svc.options.cleanup_batch_size
+        self.batch = db.options.cleanup_batch_size
         self.rows = self.batch  # rows per transaction now: shrinks while transactions run long
-        self.horizon = now - svc.options.tombstone_retention
+        self.horizon = now - db.options.tombstone_retention
         self.progress = progress or (lambda step, n: None)
-        self.dialect = svc.rules.name
 
     def _in(self, column: Any, pks: list[int]) -> ColumnElement[bool]:
-        return _in(column, pks, self.dialect)
+        return self.rules.in_pks(column, pks)
 
     async def run(self, result: CleanupResult) -> None:
         # One write connection for the whole round: checking one out per batch
         # cost time inside the write gate on SQLite, where appends wait for it.
-        async with self.svc._writer.connect() as conn:
+        async with self.db.writer.connect() as conn:
             self.write_conn = conn
             await self._steps(result)
 
     async def _steps(self, result: CleanupResult) -> None:
         s = self.t.sessions
-        if self.svc.options.soft_delete:
-            result.sessions_expired = await self._mark_deleted(s, _expired(s, self.now), "sessions expired")
+        if self.options.soft_delete:
+            result.sessions_expired = await self._mark_deleted(s, _expired(self.db, s, self.now), "sessions expired")
         else:
             result.sessions_expired, result.events_removed = await self._hard_expire_sessions()
         purged, events = await self._purge_sessions(s.c.deleted_at <= self.horizon)
         result.tombstones_purged += purged
         result.events_removed += events
         for table, field in ((self.t.app_state, "app_state_expired"), (self.t.user_state, "user_state_expired")):
-            expired = _expired(table, self.now)
+            expired = _expired(self.db, table, self.now)
             step = field.replace("_", " ")
-            if self.svc.options.soft_delete:
+            if self.options.soft_delete:
                 setattr(result, field, await self._mark_deleted(table, expired, step))
             else:
                 setattr(result, field, await self._delete_where(table, expired, step))
@@ -142,20 +138,17 @@ class _Round:
         cleaner never takes more than its share of the database and of this
         process's event loop: the service's own requests keep flowing.
         """
-        for attempt in range(MAX_ATTEMPTS):
+
+        async def attempt() -> tuple[T, float]:
             started = perf_counter()
-            try:
-                async with self.svc.gated(), self.write_conn.begin():
-                    done = await work(self.write_conn)
-                elapsed = perf_counter() - started
-                self._adapt(elapsed)
-                await asyncio.sleep(elapsed * PAUSE_FACTOR)
-                return done
-            except DBAPIError as exc:
-                if attempt + 1 == MAX_ATTEMPTS or not self.svc.rules.is_retryable(exc):
-                    raise
-            await sleep_before_retry(attempt)
-        raise AssertionError("unreachable")
+            async with self.db.gated(), self.write_conn.begin():
+                done = await work(self.write_conn)
+            return done, perf_counter() - started
+
+        done, elapsed = await retrying(attempt, self.rules.is_retryable)
+        self._adapt(elapsed)
+        await asyncio.sleep(elapsed * PAUSE_FACTOR)
+        return done
 
     def _adapt(self, elapsed: float) -> None:
         """Halve the rows per transaction while one takes longer than TX_BUDGET_S
@@ -174,10 +167,7 @@ class _Round:
         write changed, so a refreshed row is left alone). No keys travel to this
         process and back, which keeps each batch cheap for its event loop.
         """
-        if self.dialect == "mysql":
-            return stmt.where(where).with_dialect_options(mysql_limit=rows)
-        picked = select(table.c.pk).where(where).limit(rows).scalar_subquery()
-        return stmt.where(table.c.pk.in_(picked), where)
+        return self.rules.limited(stmt, table, where, rows)
 
     async def _batches(self, table: Any, where: ColumnElement[bool], stmt: Any, step: str) -> int:
         """Run `stmt` (an UPDATE or DELETE of `table`) on up to `self.rows` rows matching
@@ -199,7 +189,7 @@ class _Round:
                 return total
 
     async def _count(self, pick: Any) -> int:
-        async with self.svc.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(pick.subquery())))
 
     async def _mark_deleted(self, table: Any, where: ColumnElement[bool], step: str) -> int:
@@ -220,12 +210,12 @@ class _Round:
         on; its children and the rows themselves go in the batches that follow.
         """
         s = self.t.sessions
-        where = _expired(s, self.now)
+        where = _expired(self.db, s, self.now)
         if self.dry_run:
             return await self._count_sessions_and_events(where)
 
         async def claim_batch(rows: int) -> list[int]:
-            pick = self.svc.rules.lock_rows(select(s.c.pk).where(where).limit(rows))
+            pick = self.rules.lock_rows(select(s.c.pk).where(where).limit(rows))
 
             async def claim(conn: AsyncConnection) -> list[int]:
                 pks = list((await conn.execute(pick)).scalars())
@@ -246,7 +236,7 @@ class _Round:
             return await self._count_sessions_and_events(where)
 
         async def next_batch(rows: int) -> list[int]:
-            async with self.svc.engine.connect() as conn:
+            async with self.db.engine.connect() as conn:
                 return list((await conn.execute(select(s.c.pk).where(where).limit(rows))).scalars())
 
         return await self._remove_sessions(next_batch, "tombstones purged")
@@ -294,7 +284,7 @@ class _Round:
         of_session = e.c.session_pk == s.c.pk
         first = select(func.min(e.c.seq)).where(of_session).scalar_subquery()  # an index probe each
         last = select(func.max(e.c.seq)).where(of_session).scalar_subquery()
-        async with self.svc.engine.connect() as conn:
+        async with self.db.engine.connect() as conn:
             spans = (await conn.execute(select(s.c.pk, first, last).where(self._in(s.c.pk, pks)))).all()
         total = 0
         group: list[int] = []
@@ -347,17 +337,17 @@ class _Round:
         sessions are left to expiry, which removes all their events.
         """
         s, e = self.t.sessions, self.t.events
-        limit = self.svc.options.event_limit
+        limit = self.options.event_limit
         first = select(func.min(e.c.seq)).where(e.c.session_pk == s.c.pk).scalar_subquery()
         has_old = exists().where(e.c.session_pk == s.c.pk, e.c.seq <= s.c.last_seq - limit)
         total = 0
         after_pk = 0
         while True:
-            async with self.svc.engine.connect() as conn:
+            async with self.db.engine.connect() as conn:
                 rows = (
                     await conn.execute(
                         select(s.c.pk, s.c.last_seq, first)
-                        .where(s.c.pk > after_pk, alive(s, self.now), s.c.last_seq > limit, has_old)
+                        .where(s.c.pk > after_pk, alive(self.rules, s, self.now), s.c.last_seq > limit, has_old)
                         .order_by(s.c.pk)
                         .limit(self.batch)
                     )
@@ -378,7 +368,7 @@ async def _rowcount(conn: AsyncConnection, stmt: Any, params: dict[str, Any] | N
 
 
 async def run_cleanup(
-    svc: SQLSessionService, *, dry_run: bool = False, progress: Progress | None = None
+    db: Database, *, dry_run: bool = False, progress: Progress | None = None
 ) -> CleanupResult:
     """One cleanup round; skipped (result.skipped) if another process holds the cleanup lock.
 
@@ -389,9 +379,9 @@ async def run_cleanup(
     """
     started = perf_counter()
     result = CleanupResult(dry_run=dry_run)
-    name = lock_name(svc.table_prefix)
-    async with svc.engine.connect() as lock_conn:
-        if not await svc.rules.try_lock(lock_conn, name):
+    name = lock_name(db.table_prefix)
+    async with db.engine.connect() as lock_conn:
+        if not await db.rules.try_lock(lock_conn, name):
             await lock_conn.commit()
             result.skipped = True
             result.seconds = perf_counter() - started
@@ -399,9 +389,9 @@ async def run_cleanup(
             return result
         await lock_conn.commit()  # the lock is session-level; end the transaction that took it
         try:
-            await _Round(svc, svc.options.clock(), dry_run, progress).run(result)
+            await _Round(db, db.options.clock(), dry_run, progress).run(result)
         finally:
-            await svc.rules.unlock(lock_conn, name)
+            await db.rules.unlock(lock_conn, name)
             await lock_conn.commit()
     result.seconds = perf_counter() - started
     log.info("sessionstore cleanup %s", result.log_line(), extra={"cleanup": result.as_dict()})

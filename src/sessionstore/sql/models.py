@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, ForeignKey, Index, MetaData, Table, text
 
-from .dialects import DialectRules
 from .column_types import BigId, Identifier, JSONDoc, UTCDateTime
+from .dialects import DialectRules
 
 DEFAULT_PREFIX = "ss_"
 LABEL_LENGTH = 255

@@ -23,31 +23,25 @@ from sqlalchemy import (
 )
 
 from ..cursor import Cursor
+from .dialects import DialectRules
 from .models import Tables
 
 
-def active(table: Any) -> ColumnElement[bool]:
-    """Not deleted. Where the table has the generated `active` column (MySQL/MariaDB),
-    test that, so the (natural key..., active) unique index serves the lookup."""
-    if "active" in table.c:
-        return table.c.active == 1
-    return table.c.deleted_at.is_(None)
-
-
-def alive(table: Any, now: Any) -> ColumnElement[bool]:
+def alive(rules: DialectRules, table: Any, now: Any) -> ColumnElement[bool]:
     """Not deleted and not expired at `now`."""
-    return and_(active(table), or_(table.c.expires_at.is_(None), table.c.expires_at > now))
+    return and_(rules.active(table), or_(table.c.expires_at.is_(None), table.c.expires_at > now))
 
 
 class Queries:
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: Tables, rules: DialectRules) -> None:
         self.t = tables
+        self.rules = rules
         s, e = tables.sessions, tables.events
         session_where = and_(
             s.c.app_name == bindparam("app_name"),
             s.c.user_id == bindparam("user_id"),
             s.c.session_id == bindparam("session_id"),
-            alive(s, bindparam("now")),
+            alive(self.rules, s, bindparam("now")),
         )
         self.read_session = select(
             s.c.pk, s.c.state, s.c.version, s.c.last_seq, s.c.created_at, s.c.updated_at
@@ -73,7 +67,7 @@ class Queries:
     def delete_session(self, app_name: str, user_id: str, session_id: str, now: datetime, *, soft: bool) -> Any:
         """Soft- or hard-delete the active row for this id (hard: its events go by cascade)."""
         s = self.t.sessions
-        where = [s.c.app_name == app_name, s.c.user_id == user_id, s.c.session_id == session_id, active(s)]
+        where = [s.c.app_name == app_name, s.c.user_id == user_id, s.c.session_id == session_id, self.rules.active(s)]
         if soft:
             return update(s).where(*where).values(deleted_at=now, updated_at=now)
         return delete(s).where(*where)
@@ -81,7 +75,7 @@ class Queries:
     def list_sessions(self, app_name: str, user_id: str, limit: int, after: Cursor | None, now: datetime) -> Select:
         s = self.t.sessions
         stmt = select(s.c.session_id, s.c.state, s.c.version, s.c.created_at, s.c.updated_at).where(
-            s.c.app_name == app_name, s.c.user_id == user_id, alive(s, now)
+            s.c.app_name == app_name, s.c.user_id == user_id, alive(self.rules, s, now)
         )
         if after is not None:
             stmt = stmt.where(
@@ -97,7 +91,7 @@ class Queries:
         s = self.t.sessions
         return (
             update(s)
-            .where(s.c.pk == session_pk, active(s), or_(s.c.expires_at.is_(None), s.c.expires_at < expires_at))
+            .where(s.c.pk == session_pk, self.rules.active(s), or_(s.c.expires_at.is_(None), s.c.expires_at < expires_at))
             .values(expires_at=expires_at)
         )
 
@@ -107,15 +101,15 @@ class Queries:
         """(scope, key, value) rows of the app's state and, with a user, the user's."""
         a, u = self.t.app_state, self.t.user_state
         app_rows = select(literal("a").label("scope"), a.c.state_key, a.c.value).where(
-            a.c.app_name == app_name, alive(a, now)
+            a.c.app_name == app_name, alive(self.rules, a, now)
         )
         if user_id is None:
             return app_rows
         user_rows = select(literal("u").label("scope"), u.c.state_key, u.c.value).where(
-            u.c.app_name == app_name, u.c.user_id == user_id, alive(u, now)
+            u.c.app_name == app_name, u.c.user_id == user_id, alive(self.rules, u, now)
         )
         return union_all(app_rows, user_rows)
 
     def state_rows(self, table: Any, owner: dict[str, str], now: datetime) -> Select:
         where = [table.c[col] == value for col, value in owner.items()]
-        return select(table.c.state_key, table.c.value).where(*where, alive(table, now))
+        return select(table.c.state_key, table.c.value).where(*where, alive(self.rules, table, now))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,25 +24,24 @@ from ..errors import (
     ConflictError,
     SessionExistsError,
     SessionNotFoundError,
-    SessionStoreError,
 )
 from ..events import PreparedEvent
 from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
+from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
 from ..state import DELETE, ScopedDelta, apply_delta, merged_view
-from ..records import CleanupProgress, CleanupResult, Event, Session
-from .dialects import WRITE_OPTION, sleep_before_retry
-from .engine import check_prefix, make_engine, prepare_engine, rules_of, write_gate
-from .errors import DatabaseError, translate_errors
-from .models import DEFAULT_PREFIX, build_tables
+from .cleanup import run_cleanup
+from .database import Database
+from .engine import make_engine, prepare_engine
+from .errors import translate_errors
+from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
 from .queries import Queries
 from .writes import WriteSQL
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
 ENGINE_OPTIONS = frozenset(
     {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo", "connect_args", "poolclass"}
 )
@@ -63,20 +61,17 @@ class SQLSessionService(SessionService):
         owns_engine: bool = False,
     ) -> None:
         super().__init__(options)
+        self.db = Database(engine, self.options, table_prefix=table_prefix, schema=schema)
         self.engine = engine
-        self.rules = rules_of(engine)
-        self.table_prefix = check_prefix(table_prefix)
-        if schema is not None and self.rules.name != "postgresql":
-            raise ConfigurationError("the schema option is for PostgreSQL only (use table_prefix elsewhere)")
+        self.rules = self.db.rules
+        self.table_prefix = self.db.table_prefix
         self.schema = schema
         self.auto_migrate = auto_migrate
-        self.tables = build_tables(self.rules, table_prefix, schema)
-        self.q = Queries(self.tables)
+        self.tables = self.db.tables
+        self.q = Queries(self.tables, self.rules)
         self._tx_class = DRIVER_TX[self.rules.name]
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self._owns_engine = owns_engine
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
-        self._gate = write_gate(engine)
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -125,14 +120,10 @@ class SQLSessionService(SessionService):
         """Run `work` in one SQLAlchemy write transaction (deletes, expiry refreshes)."""
 
         async def attempt() -> T:
-            async with self._writer.begin() as conn:
+            async with self.db.writer.begin() as conn:
                 return await work(conn)
 
         return await self._retrying(attempt)
-
-    def gated(self) -> AbstractAsyncContextManager[Any]:
-        """Hold this process's write gate (SQLite) for one write transaction; a no-op elsewhere."""
-        return self._gate if self._gate is not None else nullcontext()
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         await self._ensure_ready()
@@ -149,17 +140,7 @@ class SQLSessionService(SessionService):
         """Run a write, rerunning it after a deadlock, serialization failure or busy database."""
         await self._ensure_ready()
         with translate_errors(self.engine):
-            for n in range(MAX_ATTEMPTS):
-                try:
-                    async with self.gated():
-                        return await attempt()
-                except SessionStoreError:
-                    raise
-                except Exception as exc:
-                    if n + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
-                        raise
-                await sleep_before_retry(n)
-        raise AssertionError("unreachable")
+            return await self.db.retrying(attempt)
 
     # ------------------------------------------------------------------ sessions
 
@@ -402,11 +383,9 @@ class SQLSessionService(SessionService):
     # ------------------------------------------------------------------ cleanup
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
-        from .cleanup import run_cleanup
-
         await self._ensure_ready()
         with translate_errors(self.engine):
-            return await run_cleanup(self, dry_run=dry_run, progress=progress)
+            return await run_cleanup(self.db, dry_run=dry_run, progress=progress)
 
     # ------------------------------------------------------------------ internals
 
@@ -495,10 +474,6 @@ def _event_row(prepared: PreparedEvent, time: Callable[[datetime | None], Any], 
 def _json(value: Any) -> Any:
     """A JSON column as the driver returned it (text on every driver we use), decoded."""
     return jsonvalue.loads(value) if isinstance(value, (str, bytes)) else value
-
-
-async def _one(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> Any:
-    return (await conn.execute(stmt, params)).one()
 
 
 async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:

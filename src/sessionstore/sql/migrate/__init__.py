@@ -21,8 +21,21 @@ from typing import Any
 from .api import downgrade, ensure_schema, migrate, offline_sql, stamp, verify_schema
 from .drift import check_drift, describe_diff
 from .lock import LOCK_TIMEOUT_S, migration_connection, migration_lock_name
-from .scripts import alembic_config, context_options, head_revision, script_directory, script_location, version_table
-from .status import SchemaStatus, current_revision, explain_status, fix_command, schema_status
+from .scripts import (
+    alembic_config,
+    context_options,
+    head_revision,
+    script_directory,
+    script_location,
+    version_table,
+)
+from .status import (
+    SchemaStatus,
+    current_revision,
+    explain_status,
+    fix_command,
+    schema_status,
+)
 
 __all__ = [
     "HEAD",

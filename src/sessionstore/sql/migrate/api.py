@@ -20,6 +20,7 @@ from .lock import LOCK_TIMEOUT_S, migration_connection
 from .scripts import alembic_config
 from .status import SchemaStatus, explain_status, schema_status
 
+
 def _engine_for(target: str | URL | AsyncEngine) -> tuple[AsyncEngine, bool]:
     """(engine, owned): a URL gets an engine of our own, which the caller disposes."""
     if isinstance(target, AsyncEngine):

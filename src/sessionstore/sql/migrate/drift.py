@@ -6,8 +6,8 @@ import re
 import warnings
 from typing import Any
 
-from sqlalchemy import types as sqltypes
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +15,7 @@ from ..dialects import rules_for
 from ..engine import check_prefix, prepare_engine
 from ..models import DEFAULT_PREFIX
 from .scripts import context_options
+
 
 async def check_drift(
     engine: AsyncEngine, *, table_prefix: str = DEFAULT_PREFIX, schema: str | None = None

@@ -14,6 +14,7 @@ from ..engine import check_prefix
 from ..models import DEFAULT_PREFIX
 from .scripts import head_revision, script_directory, version_table
 
+
 @dataclass(frozen=True)
 class SchemaStatus:
     """Where a database stands against the migration scripts.
