@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/python -m sessionstore.demo
+	$(VENV)/bin/python -m sessionstore demo
 
 # Runs every backend. PostgreSQL/MariaDB are found at their local defaults or
 # through SESSIONSTORE_TEST_POSTGRES_URL / SESSIONSTORE_TEST_MYSQL_URL; without a

@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 from ..errors import SessionStoreError
 from ..factory import open_service
 from ..records import CLEANUP_STEPS, CleanupResult
+from ..redaction import redact
 from ..service import SessionService
-from ..sql.engine import redact
 from .options import (
     DEFAULT_PREFIX,
     DEFAULTS,

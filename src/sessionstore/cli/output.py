@@ -1,6 +1,6 @@
 """How the command line reports a failure: one line on stderr, exit code 2, never a password.
 
-URLs are shown through the library's own redactor (``sql.engine.redact``).
+URLs are shown through the library's own redactor (``sessionstore.redaction``).
 ``scrub`` is the last line of defence for text the CLI did not write, a
 driver's message that might echo the password back; it lives here only.
 """
@@ -12,10 +12,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from sqlalchemy.engine import make_url
 
+from .. import redaction
 from ..errors import SessionStoreError
-from ..sql.engine import redact
+from ..redaction import redact, url_password
+from ..sql.errors import driver_error
 
 T = TypeVar("T")
 
@@ -30,21 +31,15 @@ def fail(message: str, url: str | None = None) -> NoReturn:
 
 def scrub(message: str, url: str | None) -> str:
     """The first line of `message`, with `url`'s password (if any) replaced by ***."""
-    if url:
-        try:
-            password = make_url(url).password
-        except Exception:  # noqa: BLE001 - not a URL: nothing to hide beyond what redact() does
-            password = None
-        if password:
-            message = message.replace(str(password), "***")
+    message = redaction.scrub(message, url_password(url))
     lines = message.strip().splitlines()
     return lines[0] if lines else message
 
 
 def error_text(exc: BaseException) -> str:
     """The driver's own error when SQLAlchemy wrapped one; our typed errors as they are."""
-    orig = getattr(exc, "orig", None)
-    if orig is not None:
+    orig = driver_error(exc)
+    if orig is not exc:
         return f"{type(orig).__name__}: {orig}"
     text = str(exc)
     if isinstance(exc, SessionStoreError):

@@ -19,12 +19,11 @@ from sqlalchemy.types import TypeDecorator
 
 from .. import jsonvalue
 from ..keys import MAX_ID_LENGTH
-
-_MYSQLS = ("mysql", "mariadb")
+from .dialects import MYSQL_NAMES
 
 
 def _mysql_variant(base: Any, variant: Any) -> Any:
-    for name in _MYSQLS:
+    for name in MYSQL_NAMES:
         base = base.with_variant(variant, name)
     return base
 
@@ -89,7 +88,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Any) -> Any:
-        if dialect.name in _MYSQLS:
+        if dialect.name in MYSQL_NAMES:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         if dialect.name == "postgresql":
             return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))

@@ -32,6 +32,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
+from .errors import driver_error
+
 WRITE_OPTION = "sessionstore_write"
 """Execution option marking a connection that will write (SQLite begins it IMMEDIATE)."""
 
@@ -41,6 +43,8 @@ class DialectRules:
 
     name = ""
     async_driver = ""
+    install_extra = "all"
+    """The pip extra that installs the async driver: sessionstore[<extra>]."""
     supports_returning_update = True
     writable_ctes = False
     has_last_insert_id = False
@@ -170,12 +174,6 @@ class DialectRules:
         raise NotImplementedError
 
 
-def _driver_error(exc: BaseException) -> BaseException:
-    """The driver's exception behind a SQLAlchemy DBAPIError (or the exception itself)."""
-    orig = getattr(exc, "orig", None)
-    return orig if isinstance(orig, BaseException) else exc
-
-
 def _lock_id(name: str) -> int:
     """A stable signed 64-bit id for a lock name (PostgreSQL advisory locks take integers)."""
     return zlib.crc32(name.encode()) | (0x5E55 << 32)
@@ -184,6 +182,7 @@ def _lock_id(name: str) -> int:
 class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
+    install_extra = "postgres"
     writable_ctes = True
     supports_schemas = True
     partial_index_option = "postgresql"
@@ -197,12 +196,12 @@ class PostgresRules(DialectRules):
 
 
     def is_retryable(self, exc):
-        err = _driver_error(exc)
+        err = driver_error(exc)
         code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         return code in ("40001", "40P01")
 
     def is_unique_violation(self, exc):
-        err = _driver_error(exc)
+        err = driver_error(exc)
         return (getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)) == "23505"
 
     async def try_lock(self, conn, name):
@@ -223,6 +222,7 @@ class MySQLRules(DialectRules):
 
     name = "mysql"
     async_driver = "aiomysql"
+    install_extra = "mysql"
     supports_returning_update = False
     has_last_insert_id = True
 
@@ -285,11 +285,11 @@ class MySQLRules(DialectRules):
         return {name: collation for name, collation in rows if collation}
 
     def is_retryable(self, exc):
-        args = getattr(_driver_error(exc), "args", None)
+        args = getattr(driver_error(exc), "args", None)
         return bool(args) and args[0] in (1213, 1205)  # deadlock, lock wait timeout
 
     def is_unique_violation(self, exc):
-        args = getattr(_driver_error(exc), "args", None)
+        args = getattr(driver_error(exc), "args", None)
         return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
 
     async def try_lock(self, conn, name):
@@ -350,11 +350,11 @@ class SQLiteRules(DialectRules):
 
 
     def is_retryable(self, exc):
-        text = str(_driver_error(exc))
+        text = str(driver_error(exc))
         return "database is locked" in text or "database is busy" in text
 
     def is_unique_violation(self, exc):
-        return "UNIQUE constraint failed" in str(_driver_error(exc))
+        return "UNIQUE constraint failed" in str(driver_error(exc))
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
     # which the caller's connection does (sql/cleanup.py, sql/migrate/lock.py).
@@ -374,6 +374,13 @@ RULES: dict[str, DialectRules] = {
     "mariadb": MySQLRules(),
     "sqlite": SQLiteRules(),
 }
+
+
+URL_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+"""URL scheme -> the dialect whose rules apply."""
+
+MYSQL_NAMES = ("mysql", "mariadb")
+"""The SQLAlchemy dialect names MySQLRules serves."""
 
 
 def rules_for(dialect_name: str) -> DialectRules:

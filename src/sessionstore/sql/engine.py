@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import ConfigurationError
-from .dialects import DialectRules, rules_for
+from ..redaction import redact
+from .dialects import RULES, URL_SCHEMES, DialectRules, rules_for
 
-_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,19}$")
-
-
-def redact(url: str | URL) -> str:
-    """The URL with its password replaced by ***, safe for errors and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: show only its scheme
-        return str(url).split(":", 1)[0] + "://…"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -36,7 +30,7 @@ def normalize_url(url: str | URL) -> URL:
     except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise ConfigurationError(f"not a database URL: {redact(url)}") from None
     backend, _, driver = parsed.drivername.partition("+")
-    dialect = _SCHEMES.get(backend)
+    dialect = URL_SCHEMES.get(backend)
     if dialect is None:
         raise ConfigurationError(
             f"unsupported database {backend!r} in {redact(parsed)}: "
@@ -69,7 +63,7 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     except (ArgumentError, TypeError) as exc:
         raise ConfigurationError(f"cannot create an engine for {redact(normalized)}: {exc}") from None
     except ImportError as exc:
-        extra = {"postgresql": "postgres", "mysql": "mysql"}.get(rules.name, "all")
+        extra = rules.install_extra
         raise ConfigurationError(
             f"the {rules.async_driver} driver is not installed: pip install 'sessionstore[{extra}]' ({exc})"
         ) from None
@@ -80,7 +74,7 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
 def rules_of(engine: AsyncEngine) -> DialectRules:
     """The dialect rules of an engine, which must use the dialect's async driver."""
     name = engine.dialect.name
-    if name not in ("sqlite", "postgresql", "mysql", "mariadb"):
+    if name not in RULES:
         raise ConfigurationError(f"unsupported database {name!r}: use SQLite, PostgreSQL or MySQL/MariaDB")
     rules = rules_for(name)
     if engine.dialect.driver != rules.async_driver:
@@ -91,11 +85,27 @@ def rules_of(engine: AsyncEngine) -> DialectRules:
     return rules
 
 
+@dataclass
+class _EngineState:
+    """What we keep per engine, for as long as the engine lives (it may be a caller's)."""
+
+    hooks_installed: bool = False
+    write_gate: asyncio.Lock | None = None
+
+
+_ENGINES: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
+
+
+def _state(engine: AsyncEngine) -> _EngineState:
+    return _ENGINES.setdefault(engine.sync_engine, _EngineState())
+
+
 def prepare_engine(engine: AsyncEngine) -> None:
     """Install our connection hooks on a caller's engine (idempotent)."""
-    if not engine.sync_engine.__dict__.get("_sessionstore_hooks"):
+    state = _state(engine)
+    if not state.hooks_installed:
         rules_of(engine).install_hooks(engine)
-        engine.sync_engine.__dict__["_sessionstore_hooks"] = True
+        state.hooks_installed = True
 
 
 def write_gate(engine: AsyncEngine) -> asyncio.Lock | None:
@@ -108,4 +118,7 @@ def write_gate(engine: AsyncEngine) -> asyncio.Lock | None:
     """
     if not rules_of(engine).single_writer:
         return None
-    return engine.sync_engine.__dict__.setdefault("_sessionstore_write_gate", asyncio.Lock())
+    state = _state(engine)
+    if state.write_gate is None:
+        state.write_gate = asyncio.Lock()
+    return state.write_gate

@@ -9,8 +9,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import DatabaseError, SessionStoreError
+from ..redaction import scrub
 
-__all__ = ["DatabaseError", "is_database_error", "translate_errors"]
+__all__ = ["DatabaseError", "driver_error", "is_database_error", "translate_errors"]
 
 _DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
 
@@ -38,12 +39,13 @@ def translate_errors(engine: AsyncEngine) -> Iterator[None]:
             raise
         password = engine.url.password
         where = engine.url.render_as_string(hide_password=True)
-        detail = _scrub(f"{type(_driver_error(exc)).__name__}: {_driver_error(exc)}", password)
+        detail = scrub(f"{type(driver_error(exc)).__name__}: {driver_error(exc)}", password)
         cause = None if password and password in _chain_text(exc) else exc
         raise DatabaseError(f"database error on {where}: {detail}") from cause
 
 
-def _driver_error(exc: BaseException) -> BaseException:
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's exception behind a SQLAlchemy DBAPIError (or the exception itself)."""
     orig = getattr(exc, "orig", None)
     return orig if isinstance(orig, BaseException) else exc
 
@@ -54,7 +56,3 @@ def _chain_text(exc: BaseException | None) -> str:
         parts += [str(exc), repr(exc)]
         exc = exc.__cause__ or exc.__context__
     return " ".join(parts)
-
-
-def _scrub(text: str, password: str | None) -> str:
-    return text.replace(password, "***") if password else text

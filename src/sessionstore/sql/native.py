@@ -26,8 +26,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+
+from .aiosqlite_fence import check_aiosqlite
+
+check_aiosqlite(aiosqlite.Connection)
 
 T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")

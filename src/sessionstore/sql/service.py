@@ -22,6 +22,7 @@ from ..cursor import Cursor
 from ..errors import (
     ConfigurationError,
     ConflictError,
+    DatabaseError,
     SessionExistsError,
     SessionNotFoundError,
 )
