@@ -1,0 +1,158 @@
+"""The package's layering, checked on its source: who may import whom, and no cycles.
+
+docs/architecture.md draws the layers; this test keeps them true. Imports
+are read with ``ast`` (top-level and inside functions alike: a lazy import is
+still a dependency), relative imports resolved to module names.
+
+Layers, lowest first:
+- core: the contract, records, rules and the in-memory backend; imports only core;
+- sql: the SQL backend (``sessionstore.sql.*``); imports core and sql;
+- facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
+- cli: the command line (``sessionstore.cli.*``); may import anything.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from sessionstore.sql import aiosqlite_fence
+
+PACKAGE = "sessionstore"
+SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
+FACADE = {PACKAGE, f"{PACKAGE}.factory", f"{PACKAGE}.demo", f"{PACKAGE}.__main__"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _imports(name: str, is_package: bool, source: str, known: set[str]) -> set[str]:
+    """The package's own modules that module `name` (with this source) imports. A name imported
+    from a package counts as the submodule when one exists by that name, else as the package."""
+    found: set[str] = set()
+    package = name if is_package else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            targets = [f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in known else origin for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:  # `import sessionstore.sql.x.y` -> closest module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(name, _is_package(path), path.read_text(), known) for name, path in modules.items()}
+
+
+def _layer(module: str) -> str:
+    if module in FACADE:
+        return "facade"
+    if module.startswith(f"{PACKAGE}.cli"):
+        return "cli"
+    if module.startswith(f"{PACKAGE}.sql"):
+        return "sql"
+    return "core"
+
+
+ALLOWED = {
+    "core": {"core"},
+    "sql": {"core", "sql"},
+    "facade": {"core", "sql", "facade", "cli"},
+    "cli": {"core", "sql", "facade", "cli"},
+}
+
+
+def test_the_graph_sees_the_package() -> None:
+    graph = _graph()
+    assert {f"{PACKAGE}.service", f"{PACKAGE}.sql.service", f"{PACKAGE}.cli"} <= set(graph)
+    assert f"{PACKAGE}.sql.database" in graph[f"{PACKAGE}.sql.service"]
+    assert f"{PACKAGE}.records" in graph[f"{PACKAGE}.service"]
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    wrong = [
+        f"{module} ({_layer(module)}) imports {target} ({_layer(target)})"
+        for module, targets in sorted(_graph().items())
+        for target in sorted(targets)
+        if _layer(target) not in ALLOWED[_layer(module)]
+    ]
+    assert wrong == []
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+    # A package's __init__ re-exporting its own submodules is not a cycle between concerns.
+    real = [c for c in cycles if not all(m == c[0] or m.startswith(c[0] + ".") for m in c)]
+    assert [" -> ".join(c) for c in real] == []
+
+
+def test_the_checks_see_an_upward_and_a_lazy_import() -> None:
+    """The checker itself: a core module's upward import inside a function is found and refused."""
+    source = "def f():\n    from .sql.service import SQLSessionService\n"
+    targets = _imports(f"{PACKAGE}.records", False, source, set(_modules()))
+    assert targets == {f"{PACKAGE}.sql.service"}
+    assert _layer(f"{PACKAGE}.sql.service") not in ALLOWED[_layer(f"{PACKAGE}.records")]
+
+
+# ----------------------------------------------------------------------------- the aiosqlite fence
+
+
+def test_the_installed_aiosqlite_passes_the_fence() -> None:
+    import aiosqlite
+
+    aiosqlite_fence.check_aiosqlite(aiosqlite.Connection)
+
+
+def test_an_aiosqlite_without_the_private_api_fails_at_import_with_the_versions_that_work() -> None:
+    class Renamed:  # what a future aiosqlite that renamed its internals would look like
+        async def execute(self) -> None: ...
+
+    with pytest.raises(ImportError) as caught:
+        aiosqlite_fence.check_aiosqlite(Renamed)
+    message = str(caught.value)
+    assert "_execute" in message and "_conn" in message
+    assert aiosqlite_fence.TESTED in message
