@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
     Computed,
+    Delete,
     Index,
     Integer,
     Table,
+    Update,
     any_,
     bindparam,
     event,
@@ -33,6 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from .errors import driver_error
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
+
+DML = TypeVar("DML", Update, Delete)
+"""An UPDATE or a DELETE statement (DialectRules.limited keeps its kind)."""
 
 WRITE_OPTION = "sessionstore_write"
 """Execution option marking a connection that will write (SQLite begins it IMMEDIATE)."""
@@ -111,7 +119,12 @@ class DialectRules:
         return {}
 
     def compare_type(
-        self, context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+        self,
+        context: MigrationContext,
+        inspected_column: Column[Any],
+        metadata_column: Column[Any],
+        inspected_type: sqltypes.TypeEngine[Any],
+        metadata_type: sqltypes.TypeEngine[Any],
     ) -> bool | None:
         """Alembic's compare_type hook: True/False to decide, None to let Alembic decide."""
         return None
@@ -130,12 +143,12 @@ class DialectRules:
         """Core twin of active_sql: the row is not deleted."""
         return table.c.deleted_at.is_(None)
 
-    def in_pks(self, column: Any, pks: list[int]) -> ColumnElement[bool]:
+    def in_pks(self, column: ColumnElement[Any], pks: list[int]) -> ColumnElement[bool]:
         """`column IN pks`, cheap to send however long the list: the integers inlined.
         (A bound parameter per value cost milliseconds of this process's CPU per batch.)"""
         return column.in_(bindparam(None, pks, expanding=True, literal_execute=True))
 
-    def limited(self, stmt: Any, table: Table, where: ColumnElement[bool], rows: int) -> Any:
+    def limited(self, stmt: DML, table: Table, where: ColumnElement[bool], rows: int) -> DML:
         """An UPDATE or DELETE of at most `rows` rows of `table` matching `where`, in one statement.
 
         ``... WHERE pk IN (SELECT pk ... WHERE where LIMIT n) AND where``: the
@@ -187,33 +200,33 @@ class PostgresRules(DialectRules):
     supports_schemas = True
     partial_index_option = "postgresql"
 
-    def json_param(self, name):
+    def json_param(self, name: str) -> str:
         return f"CAST(:{name} AS JSONB)"
 
-    def in_pks(self, column, pks):
+    def in_pks(self, column: ColumnElement[Any], pks: list[int]) -> ColumnElement[bool]:
         # One array parameter: one prepared statement whatever the list's length.
         return column == any_(bindparam(None, pks, type_=ARRAY(BigInteger)))
 
 
-    def is_retryable(self, exc):
+    def is_retryable(self, exc: BaseException) -> bool:
         err = driver_error(exc)
         code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         return code in ("40001", "40P01")
 
-    def is_unique_violation(self, exc):
+    def is_unique_violation(self, exc: BaseException) -> bool:
         err = driver_error(exc)
         return (getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)) == "23505"
 
-    async def try_lock(self, conn, name):
+    async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
         got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(name)})
         return bool(got)
 
-    async def lock(self, conn, name, timeout_s):
+    async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
         await conn.execute(text(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'"))
         await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _lock_id(name)})
         await conn.execute(text("SET lock_timeout = 0"))
 
-    async def unlock(self, conn, name):
+    async def unlock(self, conn: AsyncConnection, name: str) -> None:
         await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _lock_id(name)})
 
 
@@ -226,21 +239,21 @@ class MySQLRules(DialectRules):
     supports_returning_update = False
     has_last_insert_id = True
 
-    def active_sql(self, alias=""):
+    def active_sql(self, alias: str = "") -> str:
         # Naming the generated column lets the (natural key..., active) unique
         # index serve the lookup; "deleted_at IS NULL" sent MariaDB to a scan.
         return f"{alias}active = 1"
 
-    def upsert_sql(self, table, key, columns, update):
+    def upsert_sql(self, table: str, key: Sequence[str], columns: Sequence[str], update: Sequence[str]) -> str:
         values = ", ".join(f":{c}" for c in columns)
         sets = ", ".join(f"{c} = VALUES({c})" for c in update)
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON DUPLICATE KEY UPDATE {sets}"
 
-    def engine_options(self):
+    def engine_options(self) -> dict[str, Any]:
         # READ COMMITTED: no gap locks, so concurrent appends queue on the session row only.
         return super().engine_options() | {"isolation_level": "READ COMMITTED", "pool_recycle": 3600}
 
-    def add_active_unique(self, table, columns):
+    def add_active_unique(self, table: Table, columns: Sequence[str]) -> None:
         # No partial indexes here: a generated column is 1 while the row is
         # active and NULL once deleted, and NULLs never clash in a unique index.
         active = Column(
@@ -252,14 +265,21 @@ class MySQLRules(DialectRules):
         Index(f"{table.name}_active_key", *(table.c[name] for name in columns), active, unique=True)
 
 
-    def active(self, table):
+    def active(self, table: Table) -> ColumnElement[bool]:
         # The generated column, so the (natural key..., active) unique index serves the lookup.
         return table.c.active == 1
 
-    def limited(self, stmt, table, where, rows):
+    def limited(self, stmt: DML, table: Table, where: ColumnElement[bool], rows: int) -> DML:
         return stmt.where(where).with_dialect_options(mysql_limit=rows)
 
-    def compare_type(self, context, inspected_column, metadata_column, inspected_type, metadata_type):
+    def compare_type(
+        self,
+        context: MigrationContext,
+        inspected_column: Column[Any],
+        metadata_column: Column[Any],
+        inspected_type: sqltypes.TypeEngine[Any],
+        metadata_type: sqltypes.TypeEngine[Any],
+    ) -> bool | None:
         """Exact for JSON columns: MariaDB's JSON is an alias for LONGTEXT (utf8mb4_bin with a
         json_valid CHECK), so a JSON column reflects as LONGTEXT there, which is not drift.
         Alembic treats JSON and LONGTEXT as synonyms on every MySQL flavour; on MySQL proper,
@@ -273,7 +293,7 @@ class MySQLRules(DialectRules):
             return False
         return True
 
-    def column_collations(self, sync_conn, table, schema):
+    def column_collations(self, sync_conn: Connection, table: str, schema: str | None) -> dict[str, str]:
         # information_schema, because SHOW CREATE TABLE omits the table's default collation.
         rows = sync_conn.execute(
             text(
@@ -284,23 +304,23 @@ class MySQLRules(DialectRules):
         )
         return {name: collation for name, collation in rows if collation}
 
-    def is_retryable(self, exc):
-        args = getattr(driver_error(exc), "args", None)
+    def is_retryable(self, exc: BaseException) -> bool:
+        args = driver_error(exc).args
         return bool(args) and args[0] in (1213, 1205)  # deadlock, lock wait timeout
 
-    def is_unique_violation(self, exc):
-        args = getattr(driver_error(exc), "args", None)
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        args = driver_error(exc).args
         return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
 
-    async def try_lock(self, conn, name):
+    async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
         return bool(await conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": name}))
 
-    async def lock(self, conn, name, timeout_s):
+    async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
         got = await conn.scalar(text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(timeout_s)})
         if not got:
             raise TimeoutError(f"could not take database lock {name!r} within {timeout_s}s")
 
-    async def unlock(self, conn, name):
+    async def unlock(self, conn: AsyncConnection, name: str) -> None:
         await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
@@ -315,10 +335,10 @@ class SQLiteRules(DialectRules):
     partial_index_option = "sqlite"
     busy_timeout_s = 30
 
-    def engine_options(self):
+    def engine_options(self) -> dict[str, Any]:
         return super().engine_options() | {"connect_args": {"timeout": self.busy_timeout_s}}
 
-    def install_hooks(self, engine):
+    def install_hooks(self, engine: AsyncEngine) -> None:
         busy_ms = self.busy_timeout_s * 1000
 
         # At checkout, not connect: a caller's engine may have pooled connections
@@ -341,30 +361,30 @@ class SQLiteRules(DialectRules):
             writes = conn.get_execution_options().get(WRITE_OPTION, False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
-    def lock_rows(self, stmt):
+    def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt  # BEGIN IMMEDIATE already holds the database's write lock
 
-    def alembic_context_options(self):
+    def alembic_context_options(self) -> dict[str, Any]:
         # SQLite's DDL is transactional: `upgrade --sql` wraps the script in BEGIN/COMMIT.
         return {"transactional_ddl": True}
 
 
-    def is_retryable(self, exc):
+    def is_retryable(self, exc: BaseException) -> bool:
         text = str(driver_error(exc))
         return "database is locked" in text or "database is busy" in text
 
-    def is_unique_violation(self, exc):
+    def is_unique_violation(self, exc: BaseException) -> bool:
         return "UNIQUE constraint failed" in str(driver_error(exc))
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
     # which the caller's connection does (sql/cleanup.py, sql/migrate/lock.py).
-    async def try_lock(self, conn, name):
+    async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
         return True
 
-    async def lock(self, conn, name, timeout_s):
+    async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
         return None
 
-    async def unlock(self, conn, name):
+    async def unlock(self, conn: AsyncConnection, name: str) -> None:
         return None
 
 
