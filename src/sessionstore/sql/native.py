@@ -14,17 +14,17 @@ with ``:name`` parameters and compiled to the driver's parameter style.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
     Mapping,
-    Sequence,
 )
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,18 +62,24 @@ class NativeSQL:
         return [params[name] for name in self.names]
 
 
+class DriverRow(Protocol):
+    """A row as a driver returns it, read by position: asyncpg's Record, a tuple (aiomysql, sqlite3)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
 class DriverTx:
     """One write transaction on one driver connection."""
 
     style = ""
 
     def __init__(self, conn: Any) -> None:
-        self.conn = conn
+        self.conn = conn  # the driver's own connection; asyncpg and aiomysql ship no types
 
     async def begin(self) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
-    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> Sequence[Any] | None: ...
+    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None: ...
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None: ...
 
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
@@ -81,7 +87,7 @@ class DriverTx:
         raise NotImplementedError
 
     @staticmethod
-    def time(value: datetime | None) -> Any:
+    def time(value: datetime | None) -> datetime | str | None:
         """A UTC datetime as this driver stores it (see sql/types.UTCDateTime)."""
         return value
 
@@ -99,10 +105,11 @@ class AsyncpgTx(DriverTx):
     async def rollback(self) -> None:
         await self.tx.rollback()
 
-    async def fetchone(self, stmt, params):
-        return await self.conn.fetchrow(stmt.text, *stmt.args(params))
+    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
+        row: DriverRow | None = await self.conn.fetchrow(stmt.text, *stmt.args(params))
+        return row
 
-    async def execute(self, stmt, params):
+    async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
         await self.conn.execute(stmt.text, *stmt.args(params))
 
 
@@ -122,19 +129,20 @@ class AiomysqlTx(DriverTx):
         await self.conn.rollback()
         await self.cursor.close()
 
-    async def fetchone(self, stmt, params):
+    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
         await self.cursor.execute(stmt.text, stmt.args(params))
-        return await self.cursor.fetchone()
+        row: DriverRow | None = await self.cursor.fetchone()
+        return row
 
-    async def execute(self, stmt, params):
+    async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
         await self.cursor.execute(stmt.text, stmt.args(params))
 
-    async def update_for_id(self, stmt, params):
+    async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         await self.cursor.execute(stmt.text, stmt.args(params))
         return self.cursor.lastrowid if self.cursor.rowcount == 1 else None
 
     @staticmethod
-    def time(value):
+    def time(value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
@@ -148,6 +156,7 @@ class AiosqliteTx(DriverTx):
     """
 
     style = "qmark"
+    conn: aiosqlite.Connection
 
     async def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -158,25 +167,28 @@ class AiosqliteTx(DriverTx):
     async def rollback(self) -> None:
         self.db.execute("ROLLBACK")
 
-    async def fetchone(self, stmt, params):
-        return self.db.execute(stmt.text, stmt.args(params)).fetchone()
+    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
+        row: DriverRow | None = self.db.execute(stmt.text, stmt.args(params)).fetchone()
+        return row
 
-    async def execute(self, stmt, params):
+    async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
         self.db.execute(stmt.text, stmt.args(params))
 
     @property
-    def db(self) -> Any:
+    def db(self) -> sqlite3.Connection:
         """The sqlite3 connection inside aiosqlite (only touched on its worker thread)."""
         return self.conn._conn
 
     @staticmethod
-    def time(value):
+    def time(value: datetime | None) -> str | None:
         # The text SQLAlchemy's SQLite DateTime writes, so both paths compare alike.
         return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run begin, work, commit (or rollback) on the worker thread, in one hop."""
-        return await self.conn._execute(_run_to_end, self._transaction(work))
+        # _execute is private and unannotated (see aiosqlite_fence.py); it returns what _run_to_end does.
+        result: T = await self.conn._execute(_run_to_end, self._transaction(work))  # type: ignore[no-untyped-call]
+        return result
 
     async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         await self.begin()
@@ -194,7 +206,8 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value
+        result: T = done.value  # a coroutine's return value travels on its StopIteration
+        return result
     coro.close()
     raise RuntimeError("a SQLite write transaction awaited something other than the database")
 
@@ -214,7 +227,9 @@ async def run_transaction(engine: AsyncEngine, tx_class: type[DriverTx], work: C
         return await work(tx)
 
 
-async def driver_fetchone(engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]) -> Any:
+async def driver_fetchone(
+    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]
+) -> DriverRow | None:
     """Run one statement on its own (the database commits it as it runs) and return its first row."""
     pooled = await engine.raw_connection()
     try:
