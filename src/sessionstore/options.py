@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any, overload
 
 from .errors import ConfigurationError
 from .records import utcnow
@@ -40,7 +41,7 @@ class ServiceOptions:
             raise ConfigurationError("clock must be a callable returning an aware datetime")
 
     @classmethod
-    def split(cls, options: dict) -> tuple[ServiceOptions, dict]:
+    def split(cls, options: dict[str, Any]) -> tuple[ServiceOptions, dict[str, Any]]:
         """Take this class's fields out of `options`; return them and what is left."""
         names = {f.name for f in fields(cls)}
         mine = {k: options.pop(k) for k in list(options) if k in names}
@@ -53,6 +54,14 @@ def _check_duration(name: str, value: object, *, optional: bool) -> None:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         never = " or None" if optional else ""
         raise ConfigurationError(f"{name} must be a positive timedelta{never}, got {value!r}")
+
+
+@overload
+def expiry(now: datetime, ttl: timedelta) -> datetime: ...
+
+
+@overload
+def expiry(now: datetime, ttl: timedelta | None) -> datetime | None: ...
 
 
 def expiry(now: datetime, ttl: timedelta | None) -> datetime | None:

@@ -37,7 +37,7 @@ from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import translate_errors
 from .models import DEFAULT_PREFIX
-from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
+from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_fetchone, run_transaction
 from .queries import Queries
 from .writes import WriteSQL
 
@@ -174,7 +174,7 @@ class SQLSessionService(SessionService):
     async def _get_session(self, key: Key, limit: int, after: datetime | None, now: datetime) -> Session | None:
         params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
 
-        async def work(conn: AsyncConnection) -> Session | None:
+        async def work(conn: AsyncConnection) -> tuple[Session, int] | None:
             row = (await conn.execute(self.q.read_session, params)).first()
             if row is None:
                 return None
@@ -274,17 +274,18 @@ class SQLSessionService(SessionService):
     ) -> tuple[Event, int, bool] | None:
         """MySQL/MariaDB, no session-state delta: append at the version the caller saw, without a SELECT."""
         scoped, event, w = prepared.scoped, prepared.event, self.w
-        assert w.claim_at_version is not None and w.insert_event_by_key is not None
+        claim, insert_by_key = w.claim_at_version, w.insert_event_by_key
+        assert claim is not None and insert_by_key is not None
         owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
 
         async def work(tx: DriverTx) -> int | None:
-            seq = await tx.update_for_id(w.claim_at_version, owner | {
+            seq = await tx.update_for_id(claim, owner | {
                 "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
                 "known_version": known_version,
             })
             if seq is None:
                 return None  # nothing was written
-            await self._insert_event(tx, w.insert_event_by_key, _event_row(prepared, tx.time, now) | owner)
+            await self._insert_event(tx, insert_by_key, _event_row(prepared, tx.time, now) | owner)
             await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
             return seq
 
@@ -302,6 +303,7 @@ class SQLSessionService(SessionService):
     ) -> tuple[Event, int, bool] | None:
         """PostgreSQL: the whole append as one statement."""
         scoped, event = prepared.scoped, prepared.event
+        assert self.w.append_in_one is not None
         at = self._tx_class.time
         params = _event_row(prepared, at, now) | {
             "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
@@ -319,7 +321,7 @@ class SQLSessionService(SessionService):
             params[f"{scope}_expires_at"] = at(expiry(now, ttl))
         stmt = self.w.append_in_one[self.options.soft_delete]
 
-        async def attempt() -> Any:
+        async def attempt() -> DriverRow | None:
             try:
                 return await driver_fetchone(self.engine, self._tx_class, stmt, params)
             except Exception as exc:
@@ -351,7 +353,7 @@ class SQLSessionService(SessionService):
             if session is not None:
                 event_params = {"session_pk": session.pk, "event_id": event_id}
                 stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
-            if stored is None:  # the clash was on another unique index: not a retry
+            if session is None or stored is None:  # the clash was on another unique index: not a retry
                 raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
             return _event(stored), session.version, True
 
@@ -427,7 +429,9 @@ class SQLSessionService(SessionService):
                 else:
                     await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
 
-    async def _shared_state(self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime) -> tuple[dict, dict]:
+    async def _shared_state(
+        self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(app state, user state) in one round trip."""
         app: dict[str, Any] = {}
         user: dict[str, Any] = {}
@@ -459,7 +463,9 @@ class _AlreadyStored(Exception):
     """Internal: the event id is already stored in the session; roll back and return that event."""
 
 
-def _event_row(prepared: PreparedEvent, time: Callable[[datetime | None], Any], now: datetime) -> dict[str, Any]:
+def _event_row(
+    prepared: PreparedEvent, time: Callable[[datetime | None], datetime | str | None], now: datetime
+) -> dict[str, Any]:
     """The event's column values as the hand-written SQL binds them (all but session_pk and seq)."""
     event = prepared.event
     content_json, meta_json, delta_json = prepared.json
