@@ -19,8 +19,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import SessionStoreError
+from ..redaction import redact
 from ..sql import migrate as migrations
-from ..sql.engine import check_prefix, make_engine, redact
+from ..sql.engine import check_prefix, make_engine
 from .options import DEFAULT_PREFIX, PrefixOption, SchemaOption, UrlOption, check_target
 from .output import error_text, fail, run
 from .revision import (

@@ -13,8 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...errors import ConfigurationError, SchemaError
+from ...redaction import redact
 from ..dialects import rules_for
-from ..engine import check_prefix, make_engine, normalize_url, prepare_engine, redact
+from ..engine import check_prefix, make_engine, normalize_url, prepare_engine
 from ..models import DEFAULT_PREFIX
 from .lock import LOCK_TIMEOUT_S, migration_connection
 from .scripts import alembic_config
