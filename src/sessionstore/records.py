@@ -6,7 +6,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .keys import Key
 
 
 def utcnow() -> datetime:
@@ -51,8 +54,8 @@ class Session:
     updated_at: datetime = field(default_factory=utcnow)
 
     @property
-    def key(self):  # -> Key; imported lazily to keep this module dependency-free
-        from .keys import Key
+    def key(self) -> Key:
+        from .keys import Key  # lazily, to keep this module dependency-free
 
         return Key(self.app_name, self.user_id, self.id)
 

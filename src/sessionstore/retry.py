@@ -24,7 +24,7 @@ MAX_ATTEMPTS = 8
 def backoff_s(attempt: int) -> float:
     """The pause after failed attempt `attempt` (0-based): exponential from 5 ms, at most 200 ms,
     with jitter (50-100% of that) so that writers that collided do not collide again in step."""
-    return min(0.005 * 2**attempt, 0.2) * random.uniform(0.5, 1.0)
+    return min(0.005 * 2.0**attempt, 0.2) * random.uniform(0.5, 1.0)
 
 
 async def retrying(

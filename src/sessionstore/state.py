@@ -61,7 +61,7 @@ def check_state_key(key: object, *, display: str | None = None) -> str:
     problem = identifier_problem(key)
     if problem is not None:
         raise StateValueError(f"state key {shown!r} {problem}", key=str(shown))
-    return key
+    return key  # type: ignore[return-value]  # identifier_problem checked it is a str
 
 
 def check_state_value(key: str, value: Any) -> Any:

@@ -40,6 +40,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from time import perf_counter
 from typing import Any, TypeVar
 
@@ -181,7 +182,7 @@ class _Round:
             rows = self.rows
             if rows not in statements:
                 statements[rows] = self._limited(stmt, table, where, rows)
-            done = await self._tx(lambda conn, limited=statements[rows]: _rowcount(conn, limited))
+            done = await self._tx(partial(_rowcount, stmt=statements[rows]))
             total += done
             if done:
                 self.progress(step, done)
@@ -190,7 +191,7 @@ class _Round:
 
     async def _count(self, pick: Any) -> int:
         async with self.db.engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(pick.subquery())))
+            return int((await conn.execute(select(func.count()).select_from(pick.subquery()))).scalar_one())
 
     async def _mark_deleted(self, table: Any, where: ColumnElement[bool], step: str) -> int:
         """Soft-delete rows matching `where` (checked again on each row as it is marked)."""
@@ -322,7 +323,7 @@ class _Round:
         lo = first
         while lo <= last:
             params = {"c_session": session_pk, "c_from": lo, "c_to": min(lo + self.rows, last + 1)}
-            done = await self._tx(lambda conn, params=params: _rowcount(conn, stmt, params))
+            done = await self._tx(partial(_rowcount, stmt=stmt, params=params))
             lo = params["c_to"]
             total += done
             if done:

@@ -13,8 +13,10 @@ The Alembic migrations create exactly this schema; a test compares them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, MetaData, Table, text
+from sqlalchemy.schema import SchemaItem
 
 from .column_types import BigId, Identifier, JSONDoc, UTCDateTime
 from .dialects import DialectRules
@@ -39,7 +41,7 @@ class Tables:
         return (self.sessions, self.events, self.app_state, self.user_state, self.summaries, self.track_events)
 
 
-def _lifecycle() -> list[Column]:
+def _lifecycle() -> list[Column[Any]]:
     return [
         Column("created_at", UTCDateTime(), nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),
@@ -48,7 +50,9 @@ def _lifecycle() -> list[Column]:
     ]
 
 
-def _table(metadata: MetaData, rules: DialectRules, name: str, natural_key: list[str] | None, *items, **options) -> Table:
+def _table(
+    metadata: MetaData, rules: DialectRules, name: str, natural_key: list[str] | None, *items: SchemaItem, **options: Any
+) -> Table:
     """A table with the lifecycle columns; with a natural_key, one active row per key.
 
     Tables addressed by natural key are expired and purged by the cleanup job
@@ -86,7 +90,7 @@ def build_tables(rules: DialectRules, prefix: str = DEFAULT_PREFIX, schema: str 
     )
     Index(f"{p}sessions_recent", sessions.c.app_name, sessions.c.user_id, sessions.c.updated_at, sessions.c.session_id)
 
-    def session_ref() -> Column:
+    def session_ref() -> Column[Any]:
         return Column("session_pk", BigId(), ForeignKey(session_fk, ondelete="CASCADE"), nullable=False)
 
     events = _table(

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -27,7 +28,7 @@ from .dialects import DialectRules
 from .models import Tables
 
 
-def alive(rules: DialectRules, table: Any, now: Any) -> ColumnElement[bool]:
+def alive(rules: DialectRules, table: Table, now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """Not deleted and not expired at `now`."""
     return and_(rules.active(table), or_(table.c.expires_at.is_(None), table.c.expires_at > now))
 
@@ -56,7 +57,7 @@ class Queries:
 
     # ------------------------------------------------------------------ sessions
 
-    def newest_events(self, session_pk: int, limit: int, after: datetime | None, last_seq: int) -> Select:
+    def newest_events(self, session_pk: int, limit: int, after: datetime | None, last_seq: int) -> Select[Any]:
         """The newest `limit` events (descending seq) through the (session_pk, seq) index."""
         e = self.t.events
         stmt = select(*self.event_columns).where(e.c.session_pk == session_pk, e.c.seq <= last_seq)
@@ -72,7 +73,7 @@ class Queries:
             return update(s).where(*where).values(deleted_at=now, updated_at=now)
         return delete(s).where(*where)
 
-    def list_sessions(self, app_name: str, user_id: str, limit: int, after: Cursor | None, now: datetime) -> Select:
+    def list_sessions(self, app_name: str, user_id: str, limit: int, after: Cursor | None, now: datetime) -> Select[Any]:
         s = self.t.sessions
         stmt = select(s.c.session_id, s.c.state, s.c.version, s.c.created_at, s.c.updated_at).where(
             s.c.app_name == app_name, s.c.user_id == user_id, alive(self.rules, s, now)
@@ -110,6 +111,6 @@ class Queries:
         )
         return union_all(app_rows, user_rows)
 
-    def state_rows(self, table: Any, owner: dict[str, str], now: datetime) -> Select:
+    def state_rows(self, table: Table, owner: dict[str, str], now: datetime) -> Select[Any]:
         where = [table.c[col] == value for col, value in owner.items()]
         return select(table.c.state_key, table.c.value).where(*where, alive(self.rules, table, now))

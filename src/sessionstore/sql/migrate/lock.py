@@ -33,7 +33,7 @@ def migration_lock_name(table_prefix: str) -> str:
 def _sqlite_foreign_keys(sync_conn: Connection, on: bool) -> None:
     # Straight to the driver: through SQLAlchemy the statement would open a
     # transaction, inside which SQLite ignores this pragma.
-    cursor = sync_conn.connection.dbapi_connection.cursor()
+    cursor = sync_conn.connection.cursor()
     try:
         cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
     finally:
