@@ -262,10 +262,10 @@ class SessionService(abc.ABC):
 
     # ------------------------------------------------------------------ backend work
 
-    async def _start(self) -> None:
+    async def _start(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend needs it
         """Prepare the backend (connect, check the schema). Default: nothing."""
 
-    async def _close(self) -> None:
+    async def _close(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend needs it
         """Release the backend's resources. Default: nothing."""
 
     @abc.abstractmethod

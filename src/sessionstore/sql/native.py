@@ -256,7 +256,7 @@ async def driver_transaction(engine: AsyncEngine, tx_class: type[DriverTx]) -> A
         except BaseException:
             try:
                 await tx.rollback()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - whatever stopped the rollback, the connection is discarded
                 pooled.invalidate()
             raise
     finally:

@@ -459,7 +459,7 @@ def lock_order(state_key: str) -> tuple[int, bytes]:
     return len(raw), raw
 
 
-class _AlreadyStored(Exception):
+class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside this module, not an error
     """Internal: the event id is already stored in the session; roll back and return that event."""
 
 

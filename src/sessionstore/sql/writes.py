@@ -132,7 +132,10 @@ def _append_in_one_statement(sessions: str, events: str, app_state: str, user_st
             ON CONFLICT ({owner_cols}, state_key) WHERE deleted_at IS NULL
             DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at)"""
         )
-        gone = f"{owner_match} AND state_key = ANY(CAST(:{scope}_removed AS TEXT[])) AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM claimed)"
+        gone = (
+            f"{owner_match} AND state_key = ANY(CAST(:{scope}_removed AS TEXT[])) AND deleted_at IS NULL"
+            " AND EXISTS (SELECT 1 FROM claimed)"
+        )
         ctes.append(
             f"{scope}_del AS (UPDATE {table} SET deleted_at = :now, updated_at = :now WHERE {gone})"
             if soft
