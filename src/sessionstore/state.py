@@ -50,10 +50,6 @@ class ScopedDelta:
     session: dict[str, Any] = field(default_factory=dict)
     temp: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def persisted_empty(self) -> bool:
-        return not (self.app or self.user or self.session)
-
 
 def check_state_key(key: object, *, display: str | None = None) -> str:
     """Validate one bare (prefix-free) state key."""

@@ -159,17 +159,6 @@ class _Round:
         elif elapsed < TX_BUDGET_S / 2 and self.rows < self.batch:
             self.rows = min(self.batch, self.rows * 2)
 
-    def _limited(self, stmt: Any, table: Any, where: ColumnElement[bool], rows: int) -> Any:
-        """An UPDATE or DELETE of at most `rows` rows matching `where`, in one statement.
-
-        MySQL/MariaDB: ``... WHERE where LIMIT n``. PostgreSQL and SQLite:
-        ``... WHERE pk IN (SELECT pk ... WHERE where LIMIT n) AND where`` (the
-        outer `where` is what PostgreSQL re-checks on a row that a concurrent
-        write changed, so a refreshed row is left alone). No keys travel to this
-        process and back, which keeps each batch cheap for its event loop.
-        """
-        return self.rules.limited(stmt, table, where, rows)
-
     async def _batches(self, table: Any, where: ColumnElement[bool], stmt: Any, step: str) -> int:
         """Run `stmt` (an UPDATE or DELETE of `table`) on up to `self.rows` rows matching
         `where` per transaction until fewer remain (in a dry run, count them instead).
@@ -181,7 +170,7 @@ class _Round:
         while True:
             rows = self.rows
             if rows not in statements:
-                statements[rows] = self._limited(stmt, table, where, rows)
+                statements[rows] = self.rules.limited(stmt, table, where, rows)
             done = await self._tx(partial(_rowcount, stmt=statements[rows]))
             total += done
             if done:

@@ -55,9 +55,9 @@ class DialectRules:
     """The pip extra that installs the async driver: sessionstore[<extra>]."""
     supports_returning_update = True
     writable_ctes = False
+    """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
     has_last_insert_id = False
     """Does UPDATE ... SET x = LAST_INSERT_ID(expr) hand expr back to the client? MySQL/MariaDB."""
-    """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
     single_writer = False
     """Does the database run one write transaction at a time anyway (SQLite)? Then writers
     of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
@@ -159,7 +159,6 @@ class DialectRules:
         picked = select(table.c.pk).where(where).limit(rows).scalar_subquery()
         return stmt.where(table.c.pk.in_(picked), where)
 
-
     # ---- errors
 
     def is_retryable(self, exc: BaseException) -> bool:
@@ -206,7 +205,6 @@ class PostgresRules(DialectRules):
     def in_pks(self, column: ColumnElement[Any], pks: list[int]) -> ColumnElement[bool]:
         # One array parameter: one prepared statement whatever the list's length.
         return column == any_(bindparam(None, pks, type_=ARRAY(BigInteger)))
-
 
     def is_retryable(self, exc: BaseException) -> bool:
         err = driver_error(exc)
@@ -264,12 +262,12 @@ class MySQLRules(DialectRules):
         table.append_column(active)
         Index(f"{table.name}_active_key", *(table.c[name] for name in columns), active, unique=True)
 
-
     def active(self, table: Table) -> ColumnElement[bool]:
         # The generated column, so the (natural key..., active) unique index serves the lookup.
         return table.c.active == 1
 
     def limited(self, stmt: DML, table: Table, where: ColumnElement[bool], rows: int) -> DML:
+        # ``... WHERE where LIMIT n``: UPDATE and DELETE take a LIMIT here.
         return stmt.where(where).with_dialect_options(mysql_limit=rows)
 
     def compare_type(
@@ -367,7 +365,6 @@ class SQLiteRules(DialectRules):
     def alembic_context_options(self) -> dict[str, Any]:
         # SQLite's DDL is transactional: `upgrade --sql` wraps the script in BEGIN/COMMIT.
         return {"transactional_ddl": True}
-
 
     def is_retryable(self, exc: BaseException) -> bool:
         text = str(driver_error(exc))

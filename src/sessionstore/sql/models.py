@@ -2,7 +2,7 @@
 
 Every table has created_at, updated_at, expires_at (NULL = never) and
 deleted_at (soft delete). "One active row per natural key" comes from
-DialectRules.active_unique (a partial unique index, or on MySQL/MariaDB a
+DialectRules.add_active_unique (a partial unique index, or on MySQL/MariaDB a
 generated column under a unique index). Events, summaries and track events
 point at their session's surrogate key, so a re-created id never sees rows of
 an earlier incarnation.

@@ -88,7 +88,7 @@ class DriverTx:
 
     @staticmethod
     def time(value: datetime | None) -> datetime | str | None:
-        """A UTC datetime as this driver stores it (see sql/types.UTCDateTime)."""
+        """A UTC datetime as this driver stores it (see sql/column_types.UTCDateTime)."""
         return value
 
 

@@ -440,7 +440,6 @@ class SQLSessionService(SessionService):
         return app, user
 
 
-
 def _event(row: Any) -> Event:
     delta = dict(row.state_delta or {})
     for name in row.state_removed or ():

@@ -2,7 +2,7 @@
 
 Run on the driver's own connection (sql/native.py). Reads of the same rows go
 through SQLAlchemy Core (sql/queries.py) with the column types of
-sql/types.py, so values are written here exactly as those types write them:
+sql/column_types.py, so values are written here exactly as those types write them:
 JSON as serialised text, datetimes as DriverTx.time makes them.
 
 An append or session-state update first *claims* the session row: it locks
