@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ demo: $(STAMP)
 # Runs every backend. PostgreSQL/MariaDB are found at their local defaults or
 # through SESSIONSTORE_TEST_POSTGRES_URL / SESSIONSTORE_TEST_MYSQL_URL; without a
 # server those tests skip, except under CI=true where they fail.
-test: $(STAMP)
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Part of `make test`: ruff on all the code, mypy --strict on the shipped package.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks migrations
+	$(VENV)/bin/mypy
 
 # The benchmarks also measure the OpenAI Agents SDK (the bench extra), installed once.
 BENCH_STAMP := $(VENV)/.installed-bench

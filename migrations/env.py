@@ -26,7 +26,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from sessionstore.errors import ConfigurationError
-from sessionstore.sql.engine import check_prefix, make_engine, normalize_url, redact
+from sessionstore.redaction import redact
+from sessionstore.sql.engine import check_prefix, make_engine, normalize_url
 from sessionstore.sql.migrate import (
     LOCK_TIMEOUT_S,
     context_options,

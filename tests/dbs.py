@@ -36,7 +36,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessionstore.sql.engine import make_engine, redact
+from sessionstore.redaction import redact
+from sessionstore.sql.engine import make_engine
 
 KINDS = ("sqlite", "postgresql", "mysql")
 

@@ -410,7 +410,7 @@ async def test_concurrent_auto_migrate_from_several_processes(db: Db, tmp_path: 
         for _ in range(n)
     ]
     results = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
-    for proc, (out, err) in zip(procs, results):
+    for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err.decode()[-3000:]
         assert out.decode().strip() == "ok"
 

@@ -103,7 +103,7 @@ def _split_model(delta: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _json_equal(a: Any, b: Any) -> bool:
     """Equality after tuples become lists (what a JSON round trip does)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b

@@ -219,7 +219,7 @@ async def test_concurrent_appends_from_3_os_processes_lose_nothing(db: Db, open_
         for worker in range(3)
     ]
     results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
-    for proc, (_, err) in zip(procs, results):
+    for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err.decode()
 
     names = {f"p{w}_{n}" for w in range(3) for n in range(30)}
@@ -425,7 +425,7 @@ async def test_json_columns_hold_json_documents_per_dialect(db: Db, open_svc: Op
     ]
     got = await svc.get_session(session.key)
     assert got is not None
-    for name, e in zip(names, got.events):
+    for name, e in zip(names, got.events, strict=True):
         assert e.content == JSON_KINDS[name][0] and type(e.content) is type(JSON_KINDS[name][0])
     if db.kind == "sqlite":
         raw = await rows(svc, text(f"SELECT content FROM {events} WHERE session_pk = :pk ORDER BY seq").bindparams(pk=pk))
