@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from . import jsonvalue
@@ -12,6 +11,7 @@ from .errors import EventTooLargeError, InvalidEventError
 from .keys import check_identifier
 from .state import DELETE, ScopedDelta, split_delta, strip_temp
 from .records import Event
+from .timestamps import storable_utc
 
 MAX_LABEL_LENGTH = 255
 """Longest author, invocation_id or branch, in code points."""
@@ -44,7 +44,7 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
             check_identifier(value, f"event {name}", error=InvalidEventError, max_length=MAX_LABEL_LENGTH)
     if type(event.partial) is not bool:
         raise InvalidEventError("event partial must be a bool")
-    timestamp = _utc(event.timestamp)
+    timestamp = storable_utc(event.timestamp, "event timestamp", InvalidEventError)
     if not isinstance(event.metadata, dict):
         raise InvalidEventError("event metadata must be a dict")
     content = _checked_json("content", event.content)
@@ -81,14 +81,6 @@ def copy_event(event: Event) -> Event:
         metadata=jsonvalue.copy_json(event.metadata),
         state_delta=copy_delta(event.state_delta),
     )
-
-
-def _utc(value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidEventError("event timestamp must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidEventError("event timestamp must be timezone-aware (naive datetimes are ambiguous)")
-    return value.astimezone(timezone.utc)
 
 
 def _checked_json(field_name: str, value: Any) -> Any:

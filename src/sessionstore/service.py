@@ -30,6 +30,7 @@ from .state import (
     split_initial_state,
 )
 from .records import Event, Session, SessionPage, new_id
+from .timestamps import storable_utc
 
 log = logging.getLogger("sessionstore")
 
@@ -120,7 +121,7 @@ class SessionService(abc.ABC):
                 raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")
             limit = min(limit, event_num)
         if after is not None:
-            after = _aware(after, "after")
+            after = storable_utc(after, "after", InvalidArgumentError)
         return await self._get_session(key, limit, after, self._now())
 
     async def list_sessions(
@@ -319,9 +320,3 @@ def _user_key(user_key: object) -> UserKey:
     if not isinstance(user_key, UserKey):
         raise InvalidKeyError(f"expected a UserKey, got {type(user_key).__name__}")
     return user_key
-
-
-def _aware(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgumentError(f"{name} must be a timezone-aware datetime")
-    return value

@@ -1,10 +1,12 @@
 """Input validation: non-JSON state values and malformed state keys (StateValueError,
 nothing written), malformed events (InvalidEventError / EventTooLargeError,
-nothing stored), and out-of-range read arguments (InvalidArgumentError)."""
+nothing stored), and out-of-range read arguments (InvalidArgumentError). Each
+limit is tested from both sides: the last value accepted is stored and read
+back on every backend, the first one beyond is refused before anything is written."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -131,6 +133,12 @@ async def test_a_state_delta_must_be_a_mapping(svc):
 
 # ---------------------------------------------------------------- events
 
+PLUS_1 = timezone(timedelta(hours=1))
+PLUS_5 = timezone(timedelta(hours=5))
+MINUS_5 = timezone(timedelta(hours=-5))
+EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
 BAD_EVENTS = {
     "content_nan": dict(content=float("nan")),
     "content_object": dict(content=object()),
@@ -142,6 +150,12 @@ BAD_EVENTS = {
     "metadata_int_key": dict(metadata={1: "x"}),
     "naive_timestamp": dict(timestamp=datetime(2026, 1, 1, 12, 0)),
     "str_timestamp": dict(timestamp="2026-01-01T12:00:00+00:00"),
+    "date_timestamp": dict(timestamp=date(2026, 1, 1)),
+    # Every backend stores a UTC value from 1000-01-01 to 9999-12-31 23:59:59.999999.
+    "timestamp_before_year_1000": dict(timestamp=EARLIEST - timedelta(microseconds=1)),
+    "timestamp_before_year_1000_in_utc": dict(timestamp=datetime(1000, 1, 1, 0, 30, tzinfo=PLUS_1)),
+    "timestamp_year_1_east_of_utc": dict(timestamp=datetime(1, 1, 1, 1, 0, tzinfo=PLUS_5)),  # no UTC value at all
+    "timestamp_after_9999_in_utc": dict(timestamp=datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_5)),  # likewise
     "empty_author": dict(author=""),
     "long_author": dict(author="x" * 256),
     "author_not_str": dict(author=None),
@@ -165,6 +179,26 @@ async def test_malformed_events_are_rejected_and_nothing_is_stored(svc, name):
     assert isinstance(raised.value, ValueError)
     assert await snapshot(svc, s.key) == before
     assert [e.content for e in s.events] == ["first"]
+
+
+async def test_timestamps_at_both_ends_of_the_range_are_stored_and_read_back(svc):
+    s = await new_session(svc, "s1")
+    stamps = [
+        EARLIEST,
+        datetime(1000, 1, 1, 5, 0, tzinfo=PLUS_5),  # the same instant, written east of UTC
+        LATEST,
+        datetime(9999, 12, 31, 18, 59, 59, 999999, tzinfo=MINUS_5),  # likewise, west of UTC
+    ]
+    for stamp in stamps:
+        await svc.append_event(s, event(timestamp=stamp))
+    got = await must_get(svc, key("s1"))
+    assert [e.timestamp for e in got.events] == stamps
+    assert all(e.timestamp.utcoffset() == timedelta(0) for e in got.events)
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=EARLIEST)).events] == [1, 2, 3, 4]
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=LATEST)).events] == [3, 4]
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=datetime(1000, 1, 1, 5, tzinfo=PLUS_5))).events] == [
+        1, 2, 3, 4,
+    ]
 
 
 async def test_append_needs_an_event(svc):
@@ -214,7 +248,18 @@ async def test_bad_event_num(svc, event_num):
         await svc.get_session(key("s1"), event_num=event_num)
 
 
-@pytest.mark.parametrize("after", [datetime(2026, 1, 1), "2026-01-01T00:00:00+00:00"], ids=repr)
+@pytest.mark.parametrize(
+    "after",
+    [
+        datetime(2026, 1, 1),
+        "2026-01-01T00:00:00+00:00",
+        date(2026, 1, 1),
+        EARLIEST - timedelta(microseconds=1),
+        datetime(1, 1, 1, tzinfo=PLUS_5),  # no UTC value at all
+        datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_5),  # likewise
+    ],
+    ids=repr,
+)
 async def test_bad_after(svc, after):
     await new_session(svc, "s1")
     with pytest.raises(ss.InvalidArgumentError):
