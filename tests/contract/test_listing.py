@@ -136,6 +136,10 @@ BAD_CURSORS = {
     "time_year_1_east_of_utc": _forged("0001-01-01T00:00:00+05:00", "s1"),  # no UTC value at all
     "time_after_9999_in_utc": _forged("9999-12-31T23:00:00-05:00", "s1"),  # likewise
     "time_before_year_1000": _forged("0999-12-31T23:59:59.999999+00:00", "s1"),  # no backend stores it
+    "id_with_nul": _forged("2026-01-01T12:00:00+00:00", "s\x00"),  # ids never hold control characters
+    "id_with_newline": _forged("2026-01-01T12:00:00+00:00", "s\n"),
+    "empty_id": _forged("2026-01-01T12:00:00+00:00", ""),
+    "long_id": _forged("2026-01-01T12:00:00+00:00", "x" * 129),
     "id_not_a_str": _forged("2026-01-01T12:00:00+00:00", 7),
 }
 
