@@ -9,7 +9,7 @@ from typing import Any
 from . import jsonvalue
 from .errors import EventTooLargeError, InvalidEventError
 from .keys import check_identifier
-from .state import DELETE, ScopedDelta, split_delta, strip_temp
+from .state import DELETE, ScopedDelta, check_delta, split_delta, strip_temp
 from .records import Event
 from .timestamps import storable_utc
 
@@ -49,8 +49,9 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
         raise InvalidEventError("event metadata must be a dict")
     content = _checked_json("content", event.content)
     metadata = _checked_json("metadata", event.metadata)
-    scoped = split_delta(event.state_delta)
-    persisted_delta = strip_temp(event.state_delta)
+    delta = check_delta(event.state_delta)  # None means no delta, as everywhere else
+    scoped = split_delta(delta)
+    persisted_delta = strip_temp(delta)
     blobs = _serialise(content, metadata, persisted_delta)
     size = sum(map(len, blobs)) + sum(len(k) for k, v in persisted_delta.items() if v is DELETE)
     if size > max_event_bytes:

@@ -25,6 +25,7 @@ from .state import (
     ScopedDelta,
     apply_delta,
     check_bare_delta,
+    check_delta,
     check_state_key,
     split_delta,
     split_initial_state,
@@ -180,7 +181,7 @@ class SessionService(abc.ABC):
             return copy_event(prepared.event)
         # What the caller's Session gets (temp: keys included), copied now: the
         # caller's dicts may change while the write is awaited, or afterwards.
-        caller_delta = copy_delta(event.state_delta)
+        caller_delta = copy_delta(check_delta(event.state_delta))
         now = self._now()
         known_version = expected_version if expected_version is not None else session.version
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)

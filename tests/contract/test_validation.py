@@ -22,6 +22,7 @@ def _deep(levels: int) -> object:
     return value
 
 
+
 NOT_JSON = {
     "nan": float("nan"),
     "inf": float("inf"),
@@ -199,6 +200,26 @@ async def test_timestamps_at_both_ends_of_the_range_are_stored_and_read_back(svc
     assert [e.seq for e in (await must_get(svc, key("s1"), after=datetime(1000, 1, 1, 5, tzinfo=PLUS_5))).events] == [
         1, 2, 3, 4,
     ]
+
+
+async def test_an_event_with_state_delta_none_has_no_delta(svc):
+    s = await _prepared(svc)
+    stored = await svc.append_event(s, event(content="second", state_delta=None))
+    assert stored.state_delta == {} and stored.seq == 2
+    got = await must_get(svc, key("s1"))
+    assert got.state == {"keep": 1, "app:keep": 1, "user:keep": 1} and got.version == 2
+    assert [(e.content, e.state_delta) for e in got.events] == [("first", {}), ("second", {})]
+    assert s.state == got.state and s.version == 2
+
+
+@pytest.mark.parametrize("delta", [[("k", 1)], "k", 5], ids=repr)
+async def test_an_event_whose_state_delta_is_not_a_mapping_is_refused(svc, delta):
+    s = await _prepared(svc)
+    before = await snapshot(svc, s.key)
+    with pytest.raises(ss.StateValueError):
+        await svc.append_event(s, event(state_delta=delta))
+    assert await snapshot(svc, s.key) == before
+    assert [e.content for e in s.events] == ["first"]
 
 
 async def test_append_needs_an_event(svc):
