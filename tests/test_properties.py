@@ -271,7 +271,8 @@ def test_check_json_rejects_integers_beyond_64_bits(big, around):
 
 
 def test_check_json_depth_limit_stays_serialisable():
-    """The deepest value check_json accepts still serialises inside an envelope; one level more is refused."""
+    """The deepest value check_json accepts has MAX_DEPTH levels and still serialises inside an
+    envelope; one level more is refused."""
     depth = 0
     value: Any = 1
     while True:
@@ -283,7 +284,8 @@ def test_check_json_depth_limit_stays_serialisable():
         depth += 1
         assert depth < 1000
     jsonvalue.dumps({"state": {"key": {"envelope": value}}})
-    assert depth <= 97  # MySQL's JSON depth limit is 100, counting the envelope
+    assert depth == jsonvalue.MAX_DEPTH
+    assert depth + 1 <= 31  # stored as {"key": value}; MariaDB's JSON_VALID refuses 32 levels
 
 
 # ---------------------------------------------------------------- cursors

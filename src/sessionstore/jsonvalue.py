@@ -7,9 +7,14 @@ them into null, so values are walked before they are serialised.
 
 Strings (values and object keys) must be valid Unicode without U+0000: a
 lone surrogate cannot be encoded as UTF-8, and PostgreSQL's JSONB cannot
-hold U+0000, so every backend refuses both (one set of rules everywhere). Containers nest at
-most _MAX_DEPTH levels, which leaves room under orjson's limit (254) and
-MySQL's JSON depth limit (100) for the envelope a backend may wrap a value in.
+hold U+0000, so every backend refuses both (one set of rules everywhere).
+
+Containers (lists and dicts) nest at most MAX_DEPTH levels: ``[[1]]`` is two.
+The tightest store is MariaDB, whose JSON columns are checked by JSON_VALID,
+which refuses a document of 32 or more nested containers (MySQL 8 allows
+100, PostgreSQL's JSONB and orjson hundreds or more). A value may be stored
+one level down, inside its state document or delta ({"key": value}), so a
+value gets 30 levels and every document we write stays within MariaDB's 31.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import orjson
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
-_MAX_DEPTH = 64
+MAX_DEPTH = 30
+"""Most nested containers in one value (content, metadata, a state value)."""
 
 
 class NotJSONError(ValueError):
@@ -44,8 +50,8 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
         if not math.isfinite(value):
             raise NotJSONError(f"{path}: {value!r} is not a JSON number")
         return
-    if depth >= _MAX_DEPTH:
-        raise NotJSONError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+    if depth >= MAX_DEPTH:
+        raise NotJSONError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:

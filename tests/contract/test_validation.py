@@ -22,6 +22,18 @@ def _deep(levels: int) -> object:
     return value
 
 
+def _deep_mixed(levels: int) -> object:
+    """`levels` nested containers, lists and dicts taking turns (a dict counts like a list)."""
+    value: object = "bottom"
+    for i in range(levels):
+        value = {"d": value} if i % 2 else [value]
+    return value
+
+
+MAX_DEPTH = 30
+"""The documented nesting limit: what MariaDB's JSON columns hold with a value
+stored one level down ({"key": value}); JSON_VALID refuses 32 levels."""
+
 
 NOT_JSON = {
     "nan": float("nan"),
@@ -38,6 +50,8 @@ NOT_JSON = {
     "lone_surrogate": "\ud800",
     "nul_char": "a\x00b",  # PostgreSQL's JSONB cannot hold U+0000, so no backend takes it
     "nul_in_object_key": {"a\x00": 1},
+    "nested_31_deep": _deep(MAX_DEPTH + 1),
+    "dicts_nested_31_deep": _deep_mixed(MAX_DEPTH + 1),
     "nested_255_deep": _deep(255),
 }
 
@@ -91,6 +105,57 @@ async def test_every_state_write_rejects_non_json_and_writes_nothing(svc, operat
     assert raised.value.key == "bad"
     assert await snapshot(svc, s.key) == before
     assert await svc.get_session(key("s2")) is None
+
+
+async def test_values_nested_30_levels_are_stored_in_every_field(svc):
+    deepest = _deep_mixed(MAX_DEPTH)
+    s = await new_session(svc, "s1", state={"c": deepest, "app:c": deepest, "user:c": deepest})
+    await svc.update_session_state(s.key, {"u": deepest, "app:u": deepest, "user:u": deepest})
+    await svc.update_app_state(APP, {"a": deepest})
+    await svc.update_user_state(user_key(), {"a": deepest})
+    s = await must_get(svc, s.key)
+    await svc.append_event(
+        s,
+        event(
+            content=deepest,
+            metadata={"m": _deep_mixed(MAX_DEPTH - 1)},  # the dict is a level too
+            state_delta={"e": deepest, "app:e": deepest, "user:e": deepest},
+        ),
+    )
+    got = await must_get(svc, key("s1"))
+    assert got.state == {
+        name: deepest
+        for name in ("c", "app:c", "user:c", "u", "app:u", "user:u", "app:a", "user:a", "e", "app:e", "user:e")
+    }
+    stored = got.events[0]
+    assert stored.content == deepest and stored.metadata == {"m": _deep_mixed(MAX_DEPTH - 1)}
+    assert stored.state_delta == {"e": deepest, "app:e": deepest, "user:e": deepest}
+
+
+@pytest.mark.parametrize(
+    "operation",
+    ["create", "append_delta", "append_app_delta", "update_session", "update_app", "update_user", "content", "metadata"],
+)
+async def test_values_nested_31_levels_are_refused_in_every_field(svc, operation):
+    s = await _prepared(svc)
+    before = await snapshot(svc, s.key)
+    too_deep = _deep_mixed(MAX_DEPTH + 1)
+    calls = {
+        "create": lambda: svc.create_session(key("s2"), state={"ok": 1, "bad": too_deep}),
+        "append_delta": lambda: svc.append_event(s, event(state_delta={"ok": 1, "bad": too_deep})),
+        "append_app_delta": lambda: svc.append_event(s, event(state_delta={"ok": 1, "app:bad": too_deep})),
+        "update_session": lambda: svc.update_session_state(s.key, {"ok": 1, "bad": too_deep}),
+        "update_app": lambda: svc.update_app_state(APP, {"ok": 1, "bad": too_deep}),
+        "update_user": lambda: svc.update_user_state(user_key(), {"ok": 1, "bad": too_deep}),
+        "content": lambda: svc.append_event(s, event(content=too_deep, state_delta={"ok": 1})),
+        "metadata": lambda: svc.append_event(s, event(metadata={"m": _deep_mixed(MAX_DEPTH)})),
+    }
+    error = ss.InvalidEventError if operation in ("content", "metadata") else ss.StateValueError
+    with pytest.raises(error, match="nested deeper than 30 levels"):
+        await calls[operation]()
+    assert await snapshot(svc, s.key) == before
+    assert await svc.get_session(key("s2")) is None
+    assert [e.content for e in s.events] == ["first"]
 
 
 @pytest.mark.parametrize(
@@ -167,6 +232,8 @@ BAD_EVENTS = {
     "long_invocation_id": dict(invocation_id="x" * 256),
     "branch_with_nul": dict(branch="a\x00b"),
     "partial_not_bool": dict(partial="yes"),
+    "content_31_deep": dict(content=_deep(MAX_DEPTH + 1)),
+    "metadata_31_deep": dict(metadata={"m": _deep(MAX_DEPTH)}),
 }
 
 
