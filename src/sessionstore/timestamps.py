@@ -20,26 +20,31 @@ LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
 def utc_if_storable(value: datetime) -> datetime | None:
-    """`value` converted to UTC if it is aware and within EARLIEST..LATEST, else None."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return None
-    try:
-        utc = value.astimezone(timezone.utc)
-    except OverflowError:  # the UTC value is before year 1 or after 9999
-        return None
-    return utc if EARLIEST <= utc <= LATEST else None
+    """`value` converted to UTC if it is aware and within EARLIEST..LATEST, else None.
+
+    Events are stamped in UTC by default, so that case skips the conversion
+    (comparing datetimes that share a tzinfo object is cheap too).
+    """
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None or value.utcoffset() is None:
+            return None
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:  # the UTC value is before year 1 or after 9999
+            return None
+    return value if EARLIEST <= value <= LATEST else None
 
 
 def storable_utc(value: object, what: str, error: type[Exception]) -> datetime:
     """`value` in UTC, or raise `error` saying what is wrong with it (`what` names it)."""
     if not isinstance(value, datetime):
         raise error(f"{what} must be a datetime, got {type(value).__name__}")
+    utc = utc_if_storable(value)
+    if utc is not None:
+        return utc
     if value.tzinfo is None or value.utcoffset() is None:
         raise error(f"{what} must be timezone-aware (naive datetimes are ambiguous)")
-    utc = utc_if_storable(value)
-    if utc is None:
-        raise error(
-            f"{what} {value.isoformat()} is out of range: its UTC value must be from "
-            f"{EARLIEST.isoformat()} to {LATEST.isoformat()}, what every backend can store"
-        )
-    return utc
+    raise error(
+        f"{what} {value.isoformat()} is out of range: its UTC value must be from "
+        f"{EARLIEST.isoformat()} to {LATEST.isoformat()}, what every backend can store"
+    )
