@@ -6,7 +6,8 @@
   characters (or lone surrogates) and reject everything else; state keys follow
   the same rule;
 - jsonvalue: check_json accepts every JSON value and whatever it accepts can be
-  serialised and copied; NaN or infinity anywhere inside is rejected;
+  serialised and copied; NaN or infinity anywhere inside is rejected; every
+  float is written without a positive exponent and reads back as that float;
 - cursor: list_sessions cursors round-trip;
 - the in-memory service: random sequences of appends, partial appends and state
   updates end in the state, version and seq numbers a model predicts, and
@@ -220,6 +221,18 @@ def test_check_json_accepts_json_and_what_it_accepts_serialises(value):
 
 
 @SETTINGS
+@given(st.floats(allow_nan=False, allow_infinity=False), st.text(alphabet=json_chars, max_size=8))
+def test_every_float_is_written_in_a_form_that_reads_back_as_a_float(number, text):
+    """No positive exponent ("1e+16") in what dumps writes: PostgreSQL's NUMERIC prints that
+    back without a fraction, as an int. Strings holding "e+" are left as they are."""
+    blob = jsonvalue.dumps({"f": [number], "s": text + "1e+16"})
+    assert b"e+" not in blob.replace(jsonvalue.dumps(text + "1e+16"), b"")
+    got = jsonvalue.loads(blob)
+    assert _json_equal(got, {"f": [number], "s": text + "1e+16"})
+    assert math.copysign(1.0, got["f"][0]) == math.copysign(1.0, number)
+
+
+@SETTINGS
 @given(st.text(alphabet=any_chars, max_size=30))
 def test_check_json_accepts_exactly_the_strings_every_backend_can_store(text):
     """Accepted iff it serialises (no lone surrogates) and has no U+0000 (PostgreSQL's JSONB can't hold it)."""
@@ -277,7 +290,8 @@ def test_check_json_rejects_integers_beyond_64_bits(big, around):
 
 
 def test_check_json_depth_limit_stays_serialisable():
-    """The deepest value check_json accepts still serialises inside an envelope; one level more is refused."""
+    """The deepest value check_json accepts has MAX_DEPTH levels and still serialises inside an
+    envelope; one level more is refused."""
     depth = 0
     value: Any = 1
     while True:
@@ -289,7 +303,8 @@ def test_check_json_depth_limit_stays_serialisable():
         depth += 1
         assert depth < 1000
     jsonvalue.dumps({"state": {"key": {"envelope": value}}})
-    assert depth <= 97  # MySQL's JSON depth limit is 100, counting the envelope
+    assert depth == jsonvalue.MAX_DEPTH
+    assert depth + 1 <= 31  # stored as {"key": value}; MariaDB's JSON_VALID refuses 32 levels
 
 
 # ---------------------------------------------------------------- cursors

@@ -1,15 +1,23 @@
-"""Opaque keyset cursors for list_sessions: (updated_at, session_id) of the last row shown."""
+"""Opaque keyset cursors for list_sessions: (updated_at, session_id) of the last row shown.
+
+A cursor comes back from the caller, so decoding checks it like any input:
+a time the service could have stored and a session id that follows the id
+rules, so a forged cursor raises InvalidCursorError on every backend instead
+of whatever the database makes of it (PostgreSQL refuses U+0000 outright).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import orjson
 
 from .errors import InvalidCursorError
+from .keys import check_identifier
+from .timestamps import utc_if_storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +36,13 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             stamp, session_id = orjson.loads(raw)
-            updated_at = datetime.fromisoformat(stamp)
+            updated_at = utc_if_storable(datetime.fromisoformat(stamp))
+            check_identifier(session_id, "cursor session id", error=ValueError)
         except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
             raise InvalidCursorError("cursor is not one that list_sessions produced") from None
-        if updated_at.tzinfo is None or not isinstance(session_id, str):
+        if updated_at is None:  # naive, or a time no backend stores
             raise InvalidCursorError("cursor is not one that list_sessions produced")
-        return cls(updated_at.astimezone(timezone.utc), session_id)
+        return cls(updated_at, session_id)
 
     def sort_key(self) -> tuple[datetime, str]:
         return (self.updated_at, self.session_id)

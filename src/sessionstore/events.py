@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from . import jsonvalue
 from .errors import EventTooLargeError, InvalidEventError
 from .keys import check_identifier
 from .records import Event
-from .state import DELETE, ScopedDelta, split_delta, strip_temp
+from .state import DELETE, ScopedDelta, check_delta, split_delta, strip_temp
+from .timestamps import storable_utc
 
 MAX_LABEL_LENGTH = 255
 """Longest author, invocation_id or branch, in code points."""
@@ -44,13 +45,14 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
             check_identifier(value, f"event {name}", error=InvalidEventError, max_length=MAX_LABEL_LENGTH)
     if type(event.partial) is not bool:
         raise InvalidEventError("event partial must be a bool")
-    timestamp = _utc(event.timestamp)
+    timestamp = storable_utc(event.timestamp, "event timestamp", InvalidEventError)
     if not isinstance(event.metadata, dict):
         raise InvalidEventError("event metadata must be a dict")
     content = _checked_json("content", event.content)
     metadata = _checked_json("metadata", event.metadata)
-    scoped = split_delta(event.state_delta)
-    persisted_delta = strip_temp(event.state_delta)
+    delta = check_delta(event.state_delta)  # None means no delta, as everywhere else
+    scoped = split_delta(delta)
+    persisted_delta = strip_temp(delta)
     blobs = _serialise(content, metadata, persisted_delta)
     size = sum(map(len, blobs)) + sum(len(k) for k, v in persisted_delta.items() if v is DELETE)
     if size > max_event_bytes:
@@ -69,7 +71,7 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
     return PreparedEvent(event=stored, scoped=scoped, size=size, json=as_text)
 
 
-def copy_delta(delta: dict[str, Any]) -> dict[str, Any]:
+def copy_delta(delta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v if v is DELETE else jsonvalue.copy_json(v)) for k, v in delta.items()}
 
 
@@ -81,14 +83,6 @@ def copy_event(event: Event) -> Event:
         metadata=jsonvalue.copy_json(event.metadata),
         state_delta=copy_delta(event.state_delta),
     )
-
-
-def _utc(value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidEventError("event timestamp must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidEventError("event timestamp must be timezone-aware (naive datetimes are ambiguous)")
-    return value.astimezone(timezone.utc)
 
 
 def _checked_json(field_name: str, value: Any) -> Any:

@@ -7,21 +7,30 @@ them into null, so values are walked before they are serialised.
 
 Strings (values and object keys) must be valid Unicode without U+0000: a
 lone surrogate cannot be encoded as UTF-8, and PostgreSQL's JSONB cannot
-hold U+0000, so every backend refuses both (one set of rules everywhere). Containers nest at
-most _MAX_DEPTH levels, which leaves room under orjson's limit (254) and
-MySQL's JSON depth limit (100) for the envelope a backend may wrap a value in.
+hold U+0000, so every backend refuses both (one set of rules everywhere).
+
+Containers (lists and dicts) nest at most MAX_DEPTH levels: ``[[1]]`` is two.
+The tightest store is MariaDB, whose JSON columns are checked by JSON_VALID,
+which refuses a document of 32 or more nested containers (MySQL 8 allows
+100, PostgreSQL's JSONB and orjson hundreds or more). A value may be stored
+one level down, inside its state document or delta ({"key": value}), so a
+value gets 30 levels and every document we write stays within MariaDB's 31.
+
+Floats are written so that every backend reads them back as floats, see dumps().
 """
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
-_MAX_DEPTH = 64
+MAX_DEPTH = 30
+"""Most nested containers in one value (content, metadata, a state value)."""
 
 
 class NotJSONError(ValueError):
@@ -44,8 +53,8 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
         if not math.isfinite(value):
             raise NotJSONError(f"{path}: {value!r} is not a JSON number")
         return
-    if depth >= _MAX_DEPTH:
-        raise NotJSONError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+    if depth >= MAX_DEPTH:
+        raise NotJSONError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
@@ -71,14 +80,31 @@ def _check_str(text: str, path: str) -> None:
             raise NotJSONError(f"{path}: string contains the lone surrogate U+{bad:04X}") from None
 
 
+_PLUS = ord("+")  # an int: `in` on bytes is then a memchr, several times faster than a bytes needle
+
+
 def dumps(value: Any) -> bytes:
-    """Serialise an already checked JSON value."""
-    return orjson.dumps(value)
+    """Serialise an already checked JSON value, floats in a form every backend keeps as floats.
+
+    orjson writes a float of 1e16 or more (in magnitude) with an exponent
+    and no fraction, "1e+16"; PostgreSQL's JSONB keeps numbers as NUMERIC,
+    which prints that back as 10000000000000000, an int to any reader. So
+    such floats are written out positionally with a ".0" ("10000000000000000.0"),
+    which NUMERIC keeps, on every backend alike (one stored form, one size
+    for max_event_bytes). Smaller floats already carry a fraction or a
+    negative exponent, which NUMERIC prints with a fraction. The value is
+    only walked again when the bytes hold "e+", which is rare; looking for
+    a "+" byte first keeps the usual case to one memchr.
+    """
+    raw = orjson.dumps(value)
+    if _PLUS in raw and b"e+" in raw:
+        raw = orjson.dumps(_with_positional_floats(value))
+    return raw
 
 
 def dumps_str(value: Any) -> str:
-    """Serialise to str: the form SQLAlchemy's JSON types hand to drivers."""
-    return orjson.dumps(value).decode()
+    """Serialise to str: the form SQLAlchemy's JSON types and our own SQL hand to drivers."""
+    return dumps(value).decode()
 
 
 def loads(data: bytes | str) -> Any:
@@ -91,3 +117,18 @@ def copy_json(value: Any) -> Any:
         return value
     return orjson.loads(orjson.dumps(value))
 
+
+def _with_positional_floats(value: Any) -> Any:
+    """A copy of `value` whose floats written with a positive exponent are orjson Fragments
+    holding their positional form (a string that merely contains "e+" is left as it is)."""
+    kind = type(value)
+    if kind is float:
+        text = repr(value)  # the shortest form that reads back as this float, e.g. "1.5e+16"
+        if "e+" not in text:
+            return value
+        return orjson.Fragment(format(Decimal(text), "f") + ".0")  # "15000000000000000.0"
+    if kind is dict:
+        return {k: _with_positional_floats(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_with_positional_floats(v) for v in value]
+    return value

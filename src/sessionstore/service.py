@@ -26,10 +26,12 @@ from .state import (
     ScopedDelta,
     apply_delta,
     check_bare_delta,
+    check_delta,
     check_state_key,
     split_delta,
     split_initial_state,
 )
+from .timestamps import storable_utc
 
 log = logging.getLogger("sessionstore")
 
@@ -120,7 +122,7 @@ class SessionService(abc.ABC):
                 raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")
             limit = min(limit, event_num)
         if after is not None:
-            after = _aware(after, "after")
+            after = storable_utc(after, "after", InvalidArgumentError)
         return await self._get_session(key, limit, after, self._now())
 
     async def list_sessions(
@@ -179,7 +181,7 @@ class SessionService(abc.ABC):
             return copy_event(prepared.event)
         # What the caller's Session gets (temp: keys included), copied now: the
         # caller's dicts may change while the write is awaited, or afterwards.
-        caller_delta = copy_delta(event.state_delta)
+        caller_delta = copy_delta(check_delta(event.state_delta))
         now = self._now()
         known_version = expected_version if expected_version is not None else session.version
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
@@ -333,9 +335,3 @@ def _user_key(user_key: object) -> UserKey:
     if not isinstance(user_key, UserKey):
         raise InvalidKeyError(f"expected a UserKey, got {type(user_key).__name__}")
     return user_key
-
-
-def _aware(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgumentError(f"{name} must be a timezone-aware datetime")
-    return value

@@ -72,6 +72,9 @@ def check_state_value(key: str, value: Any) -> Any:
 
 
 def check_delta(delta: object) -> Mapping[str, Any]:
+    """`delta` itself if it is a mapping, {} for None; else raise StateValueError."""
+    if type(delta) is dict:  # the usual case, without the slower isinstance(..., Mapping)
+        return delta
     if delta is None:
         return {}
     if not isinstance(delta, Mapping):

@@ -49,6 +49,17 @@ async def must_get(svc: ss.SessionService, k: ss.Key, **read: Any) -> ss.Session
     return got
 
 
+def same_json(got: Any, expected: Any) -> bool:
+    """Equal, with every number of the same type: 1e16 == 10**16 in Python, but a float must stay a float."""
+    if type(got) is not type(expected):
+        return False
+    if isinstance(got, dict):
+        return got.keys() == expected.keys() and all(same_json(got[k], expected[k]) for k in got)
+    if isinstance(got, list):
+        return len(got) == len(expected) and all(map(same_json, got, expected))
+    return got == expected
+
+
 def seqs(session: ss.Session) -> list[int | None]:
     return [e.seq for e in session.events]
 

@@ -5,6 +5,7 @@ equal timestamps and with inserts between pages), cursor and limit checks."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -117,16 +118,46 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    ["garbage", "", "!!!", "é", _b64(b'{"a": 1}'), _b64(b"[1, 2, 3]"), _b64(b'["not a time", "s1"]'), 42],
-    ids=repr,
-)
-async def test_bad_cursor_raises(svc, cursor):
+def _forged(stamp: str, session_id: object) -> str:
+    """A cursor in list_sessions' format that it would never have produced."""
+    return _b64(json.dumps([stamp, session_id]).encode())
+
+
+BAD_CURSORS = {
+    "garbage": "garbage",
+    "empty": "",
+    "not_base64": "!!!",
+    "non_ascii": "é",
+    "an_object": _b64(b'{"a": 1}'),
+    "three_items": _b64(b"[1, 2, 3]"),
+    "not_a_time": _b64(b'["not a time", "s1"]'),
+    "not_a_str": 42,
+    "naive_time": _forged("2026-01-01T12:00:00", "s1"),
+    "time_year_1_east_of_utc": _forged("0001-01-01T00:00:00+05:00", "s1"),  # no UTC value at all
+    "time_after_9999_in_utc": _forged("9999-12-31T23:00:00-05:00", "s1"),  # likewise
+    "time_before_year_1000": _forged("0999-12-31T23:59:59.999999+00:00", "s1"),  # no backend stores it
+    "id_with_nul": _forged("2026-01-01T12:00:00+00:00", "s\x00"),  # ids never hold control characters
+    "id_with_newline": _forged("2026-01-01T12:00:00+00:00", "s\n"),
+    "empty_id": _forged("2026-01-01T12:00:00+00:00", ""),
+    "long_id": _forged("2026-01-01T12:00:00+00:00", "x" * 129),
+    "id_not_a_str": _forged("2026-01-01T12:00:00+00:00", 7),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CURSORS))
+async def test_bad_cursor_raises(svc, name):
     await new_session(svc, "s1")
     with pytest.raises(ss.InvalidCursorError) as raised:
-        await svc.list_sessions(user_key(), cursor=cursor)
+        await svc.list_sessions(user_key(), cursor=BAD_CURSORS[name])
     assert isinstance(raised.value, ss.InvalidArgumentError) and isinstance(raised.value, ValueError)
+
+
+async def test_a_well_formed_cursor_at_either_end_of_the_time_range_is_accepted(svc):
+    await new_session(svc, "s1")
+    oldest = await svc.list_sessions(user_key(), cursor=_forged("1000-01-01T00:00:00+00:00", "z"))
+    assert oldest.sessions == [] and oldest.next_cursor is None  # s1 is newer than that
+    newest = await svc.list_sessions(user_key(), cursor=_forged("9999-12-31T23:59:59.999999+00:00", "s1"))
+    assert [s.id for s in newest.sessions] == ["s1"]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001, "10", 2.5, True, None], ids=repr)

@@ -8,7 +8,7 @@ import pytest
 
 import sessionstore as ss
 
-from .helpers import APP, USER, event, key, must_get, new_session, user_key
+from .helpers import APP, USER, event, key, must_get, new_session, same_json, user_key
 
 # ---------------------------------------------------------------- scopes
 
@@ -234,6 +234,16 @@ JSON_VALUES = {
     "tiny": -2.5e-7,
     "big_float": 1e20,
     "huge_float": 1e300,
+    # From 1e16 up a float has no fraction digits; PostgreSQL's JSONB once read them back as ints.
+    "float_1e16": 1e16,
+    "float_-1.5e16": -1.5e16,
+    "float_1.5e300": 1.5e300,
+    "float_-1e20": -1e20,
+    "float_max": 1.7976931348623157e308,
+    "float_2**53": 2.0**53,
+    "float_1e-7": 1e-7,
+    "float_min_subnormal": 5e-324,
+    "str_like_a_float": "1e+16",
     "empty_str": "",
     "unicode": "ünïcødé 日本語 🙂",
     "newline": "line1\nline2\ttab",
@@ -257,6 +267,27 @@ async def test_json_values_round_trip_exactly(svc, name):
         assert got.state[scoped] == value
         assert type(got.state[scoped]) is type(value)
     assert (await svc.list_app_state(APP))["v"] == value
+
+
+FLOATS = [1e16, 1.5e300, -1e20, 1e-7, 0.1, 5e-324, 2.0**53, -0.0, 1.7976931348623157e308]
+INTS = [10**16, -(10**16), 2**53, 2**63 - 1, -(2**63), 0]
+NUMBERS = {"floats": FLOATS, "ints": INTS, "nested": {"a": [1e17, {"b": [2e22, 10**17]}], "e+": "1e+16"}}
+
+
+async def test_floats_stay_floats_and_ints_stay_ints_in_every_field(svc):
+    s = await new_session(svc, "s1", state={"c": NUMBERS, "app:c": NUMBERS})
+    await svc.update_user_state(user_key(), {"u": NUMBERS})
+    await svc.append_event(
+        s, event(content=NUMBERS, metadata={"m": NUMBERS}, state_delta={"e": NUMBERS, "user:e": NUMBERS})
+    )
+    got = await must_get(svc, key("s1"))
+    stored = got.events[0]
+    for value in (
+        got.state["c"], got.state["app:c"], got.state["user:u"], got.state["e"], got.state["user:e"],
+        stored.content, stored.metadata["m"], stored.state_delta["e"], stored.state_delta["user:e"],
+        (await svc.list_user_state(user_key()))["u"],
+    ):
+        assert same_json(value, NUMBERS)
 
 
 async def test_tuples_come_back_as_lists(svc):

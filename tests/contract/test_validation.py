@@ -1,10 +1,12 @@
 """Input validation: non-JSON state values and malformed state keys (StateValueError,
 nothing written), malformed events (InvalidEventError / EventTooLargeError,
-nothing stored), and out-of-range read arguments (InvalidArgumentError)."""
+nothing stored), and out-of-range read arguments (InvalidArgumentError). Each
+limit is tested from both sides: the last value accepted is stored and read
+back on every backend, the first one beyond is refused before anything is written."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -18,6 +20,19 @@ def _deep(levels: int) -> object:
     for _ in range(levels):
         value = [value]
     return value
+
+
+def _deep_mixed(levels: int) -> object:
+    """`levels` nested containers, lists and dicts taking turns (a dict counts like a list)."""
+    value: object = "bottom"
+    for i in range(levels):
+        value = {"d": value} if i % 2 else [value]
+    return value
+
+
+MAX_DEPTH = 30
+"""The documented nesting limit: what MariaDB's JSON columns hold with a value
+stored one level down ({"key": value}); JSON_VALID refuses 32 levels."""
 
 
 NOT_JSON = {
@@ -35,6 +50,8 @@ NOT_JSON = {
     "lone_surrogate": "\ud800",
     "nul_char": "a\x00b",  # PostgreSQL's JSONB cannot hold U+0000, so no backend takes it
     "nul_in_object_key": {"a\x00": 1},
+    "nested_31_deep": _deep(MAX_DEPTH + 1),
+    "dicts_nested_31_deep": _deep_mixed(MAX_DEPTH + 1),
     "nested_255_deep": _deep(255),
 }
 
@@ -90,6 +107,57 @@ async def test_every_state_write_rejects_non_json_and_writes_nothing(svc, operat
     assert await svc.get_session(key("s2")) is None
 
 
+async def test_values_nested_30_levels_are_stored_in_every_field(svc):
+    deepest = _deep_mixed(MAX_DEPTH)
+    s = await new_session(svc, "s1", state={"c": deepest, "app:c": deepest, "user:c": deepest})
+    await svc.update_session_state(s.key, {"u": deepest, "app:u": deepest, "user:u": deepest})
+    await svc.update_app_state(APP, {"a": deepest})
+    await svc.update_user_state(user_key(), {"a": deepest})
+    s = await must_get(svc, s.key)
+    await svc.append_event(
+        s,
+        event(
+            content=deepest,
+            metadata={"m": _deep_mixed(MAX_DEPTH - 1)},  # the dict is a level too
+            state_delta={"e": deepest, "app:e": deepest, "user:e": deepest},
+        ),
+    )
+    got = await must_get(svc, key("s1"))
+    assert got.state == {
+        name: deepest
+        for name in ("c", "app:c", "user:c", "u", "app:u", "user:u", "app:a", "user:a", "e", "app:e", "user:e")
+    }
+    stored = got.events[0]
+    assert stored.content == deepest and stored.metadata == {"m": _deep_mixed(MAX_DEPTH - 1)}
+    assert stored.state_delta == {"e": deepest, "app:e": deepest, "user:e": deepest}
+
+
+@pytest.mark.parametrize(
+    "operation",
+    ["create", "append_delta", "append_app_delta", "update_session", "update_app", "update_user", "content", "metadata"],
+)
+async def test_values_nested_31_levels_are_refused_in_every_field(svc, operation):
+    s = await _prepared(svc)
+    before = await snapshot(svc, s.key)
+    too_deep = _deep_mixed(MAX_DEPTH + 1)
+    calls = {
+        "create": lambda: svc.create_session(key("s2"), state={"ok": 1, "bad": too_deep}),
+        "append_delta": lambda: svc.append_event(s, event(state_delta={"ok": 1, "bad": too_deep})),
+        "append_app_delta": lambda: svc.append_event(s, event(state_delta={"ok": 1, "app:bad": too_deep})),
+        "update_session": lambda: svc.update_session_state(s.key, {"ok": 1, "bad": too_deep}),
+        "update_app": lambda: svc.update_app_state(APP, {"ok": 1, "bad": too_deep}),
+        "update_user": lambda: svc.update_user_state(user_key(), {"ok": 1, "bad": too_deep}),
+        "content": lambda: svc.append_event(s, event(content=too_deep, state_delta={"ok": 1})),
+        "metadata": lambda: svc.append_event(s, event(metadata={"m": _deep_mixed(MAX_DEPTH)})),
+    }
+    error = ss.InvalidEventError if operation in ("content", "metadata") else ss.StateValueError
+    with pytest.raises(error, match="nested deeper than 30 levels"):
+        await calls[operation]()
+    assert await snapshot(svc, s.key) == before
+    assert await svc.get_session(key("s2")) is None
+    assert [e.content for e in s.events] == ["first"]
+
+
 @pytest.mark.parametrize(
     "bad_key",
     ["", "app:", "user:", "a\nb", "tab\tkey", "x" * 129, "app:" + "x" * 129, "\ud800", 5, None],
@@ -131,6 +199,12 @@ async def test_a_state_delta_must_be_a_mapping(svc):
 
 # ---------------------------------------------------------------- events
 
+PLUS_1 = timezone(timedelta(hours=1))
+PLUS_5 = timezone(timedelta(hours=5))
+MINUS_5 = timezone(timedelta(hours=-5))
+EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
 BAD_EVENTS = {
     "content_nan": dict(content=float("nan")),
     "content_object": dict(content=object()),
@@ -142,6 +216,12 @@ BAD_EVENTS = {
     "metadata_int_key": dict(metadata={1: "x"}),
     "naive_timestamp": dict(timestamp=datetime(2026, 1, 1, 12, 0)),
     "str_timestamp": dict(timestamp="2026-01-01T12:00:00+00:00"),
+    "date_timestamp": dict(timestamp=date(2026, 1, 1)),
+    # Every backend stores a UTC value from 1000-01-01 to 9999-12-31 23:59:59.999999.
+    "timestamp_before_year_1000": dict(timestamp=EARLIEST - timedelta(microseconds=1)),
+    "timestamp_before_year_1000_in_utc": dict(timestamp=datetime(1000, 1, 1, 0, 30, tzinfo=PLUS_1)),
+    "timestamp_year_1_east_of_utc": dict(timestamp=datetime(1, 1, 1, 1, 0, tzinfo=PLUS_5)),  # no UTC value at all
+    "timestamp_after_9999_in_utc": dict(timestamp=datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_5)),  # likewise
     "empty_author": dict(author=""),
     "long_author": dict(author="x" * 256),
     "author_not_str": dict(author=None),
@@ -152,6 +232,8 @@ BAD_EVENTS = {
     "long_invocation_id": dict(invocation_id="x" * 256),
     "branch_with_nul": dict(branch="a\x00b"),
     "partial_not_bool": dict(partial="yes"),
+    "content_31_deep": dict(content=_deep(MAX_DEPTH + 1)),
+    "metadata_31_deep": dict(metadata={"m": _deep(MAX_DEPTH)}),
 }
 
 
@@ -163,6 +245,46 @@ async def test_malformed_events_are_rejected_and_nothing_is_stored(svc, name):
     with pytest.raises(ss.InvalidEventError) as raised:
         await svc.append_event(s, ss.Event(**fields))
     assert isinstance(raised.value, ValueError)
+    assert await snapshot(svc, s.key) == before
+    assert [e.content for e in s.events] == ["first"]
+
+
+async def test_timestamps_at_both_ends_of_the_range_are_stored_and_read_back(svc):
+    s = await new_session(svc, "s1")
+    stamps = [
+        EARLIEST,
+        datetime(1000, 1, 1, 5, 0, tzinfo=PLUS_5),  # the same instant, written east of UTC
+        LATEST,
+        datetime(9999, 12, 31, 18, 59, 59, 999999, tzinfo=MINUS_5),  # likewise, west of UTC
+    ]
+    for stamp in stamps:
+        await svc.append_event(s, event(timestamp=stamp))
+    got = await must_get(svc, key("s1"))
+    assert [e.timestamp for e in got.events] == stamps
+    assert all(e.timestamp.utcoffset() == timedelta(0) for e in got.events)
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=EARLIEST)).events] == [1, 2, 3, 4]
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=LATEST)).events] == [3, 4]
+    assert [e.seq for e in (await must_get(svc, key("s1"), after=datetime(1000, 1, 1, 5, tzinfo=PLUS_5))).events] == [
+        1, 2, 3, 4,
+    ]
+
+
+async def test_an_event_with_state_delta_none_has_no_delta(svc):
+    s = await _prepared(svc)
+    stored = await svc.append_event(s, event(content="second", state_delta=None))
+    assert stored.state_delta == {} and stored.seq == 2
+    got = await must_get(svc, key("s1"))
+    assert got.state == {"keep": 1, "app:keep": 1, "user:keep": 1} and got.version == 2
+    assert [(e.content, e.state_delta) for e in got.events] == [("first", {}), ("second", {})]
+    assert s.state == got.state and s.version == 2
+
+
+@pytest.mark.parametrize("delta", [[("k", 1)], "k", 5], ids=repr)
+async def test_an_event_whose_state_delta_is_not_a_mapping_is_refused(svc, delta):
+    s = await _prepared(svc)
+    before = await snapshot(svc, s.key)
+    with pytest.raises(ss.StateValueError):
+        await svc.append_event(s, event(state_delta=delta))
     assert await snapshot(svc, s.key) == before
     assert [e.content for e in s.events] == ["first"]
 
@@ -214,7 +336,18 @@ async def test_bad_event_num(svc, event_num):
         await svc.get_session(key("s1"), event_num=event_num)
 
 
-@pytest.mark.parametrize("after", [datetime(2026, 1, 1), "2026-01-01T00:00:00+00:00"], ids=repr)
+@pytest.mark.parametrize(
+    "after",
+    [
+        datetime(2026, 1, 1),
+        "2026-01-01T00:00:00+00:00",
+        date(2026, 1, 1),
+        EARLIEST - timedelta(microseconds=1),
+        datetime(1, 1, 1, tzinfo=PLUS_5),  # no UTC value at all
+        datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_5),  # likewise
+    ],
+    ids=repr,
+)
 async def test_bad_after(svc, after):
     await new_session(svc, "s1")
     with pytest.raises(ss.InvalidArgumentError):
