@@ -591,3 +591,36 @@ async def test_appends_keep_flowing_while_200k_expired_events_are_cleaned(sql_ba
     assert ratio <= RATIO_BOUND
     newest = (await must_get(svc, live.key, event_num=1)).events
     assert [e.seq for e in newest] == [50 + len(idle.samples) + len(during.samples)]  # every append landed
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+async def test_two_databases_on_one_server_clean_independently(kind: str, clock: FakeClock) -> None:
+    """Named locks are per database: a cleaner holding the lock in one database (same
+    table prefix) does not make a cleaner of another database on the same server skip.
+    (MySQL's GET_LOCK is server-wide; the name is qualified with the database.)"""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from sessionstore.sql.migrate import migrate
+    from tests.dbs import scratch_database
+
+    async with scratch_database(kind) as url_a, scratch_database(kind) as url_b:
+        services = []
+        for url in (url_a, url_b):
+            await migrate(url)
+            svc = ss.open_service(url, session_ttl=TTL, cleanup_interval=None, clock=clock)
+            assert isinstance(svc, SQLSessionService)
+            await svc.start()
+            services.append(svc)
+        a, b = services
+        try:
+            engine: AsyncEngine = a.engine
+            async with engine.connect() as holder:
+                assert await a.rules.try_lock(holder, lock_name(a.table_prefix))
+                await holder.commit()
+                assert (await a.cleanup()).skipped  # its own database's lock is taken
+                assert not (await b.cleanup()).skipped  # the other database's is not
+                await a.rules.unlock(holder, lock_name(a.table_prefix))
+                await holder.commit()
+        finally:
+            for svc in services:
+                await svc.close()

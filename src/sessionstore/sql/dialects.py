@@ -310,16 +310,22 @@ class MySQLRules(DialectRules):
         args = driver_error(exc).args
         return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
 
+    # GET_LOCK names are server-wide, unlike PostgreSQL's advisory locks: the
+    # name is qualified with the current database, so two databases on one
+    # server (with the same table prefix) never wait for each other's cleaner
+    # or migration. Names are limited to 64 characters: readable head, digest tail.
+    _LOCK = "CONCAT(LEFT(:n, 31), '.', MD5(CONCAT(COALESCE(DATABASE(), ''), '/', :n)))"
+
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
-        return bool(await conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": name}))
+        return bool(await conn.scalar(text(f"SELECT GET_LOCK({self._LOCK}, 0)"), {"n": name}))
 
     async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
-        got = await conn.scalar(text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(timeout_s)})
+        got = await conn.scalar(text(f"SELECT GET_LOCK({self._LOCK}, :t)"), {"n": name, "t": int(timeout_s)})
         if not got:
             raise TimeoutError(f"could not take database lock {name!r} within {timeout_s}s")
 
     async def unlock(self, conn: AsyncConnection, name: str) -> None:
-        await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+        await conn.execute(text(f"SELECT RELEASE_LOCK({self._LOCK})"), {"n": name})
 
 
 class SQLiteRules(DialectRules):
