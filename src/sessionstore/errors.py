@@ -48,6 +48,10 @@ class DatabaseError(SessionStoreError):
     """The database could not be reached or refused an operation. The URL is shown redacted."""
 
 
+class PoolTimeoutError(DatabaseError):
+    """No pooled connection came free within pool_timeout: the pool is exhausted (raise pool_size)."""
+
+
 class SchemaError(SessionStoreError):
     """The database schema is missing or at the wrong version; the message says how to fix it."""
 

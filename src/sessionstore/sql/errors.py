@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..errors import DatabaseError, SessionStoreError
+from ..errors import DatabaseError, PoolTimeoutError, SessionStoreError
 
 __all__ = ["DatabaseError", "is_database_error", "translate_errors"]
 
 _DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
 
 
-def is_database_error(exc: BaseException) -> bool:
-    """A driver's own error (our writes run on the driver connection) or SQLAlchemy's wrapper of one."""
-    if isinstance(exc, (DBAPIError, ConnectionError, TimeoutError)):
+def is_database_error(exc: BaseException, dialect: Dialect | None = None) -> bool:
+    """A driver's own error (our writes run on the driver connection) or SQLAlchemy's wrapper of one.
+
+    With the dialect, also its DBAPI's error classes: what ``engine.raw_connection()``
+    raises, which for asyncpg is SQLAlchemy's adapter of the driver's error.
+    """
+    if isinstance(exc, (DBAPIError, PoolTimeout, OSError, TimeoutError, asyncio.TimeoutError)):
+        return True
+    if dialect is not None and isinstance(exc, dialect.loaded_dbapi.Error):
         return True
     return type(exc).__module__.split(".", 1)[0] in _DRIVER_MODULES
 
@@ -26,7 +35,8 @@ def is_database_error(exc: BaseException) -> bool:
 def translate_errors(engine: AsyncEngine) -> Iterator[None]:
     """Re-raise database errors as DatabaseError naming the redacted URL, password scrubbed.
 
-    Our own typed errors pass through untouched. The driver's exception stays
+    A pool that stays exhausted gives PoolTimeoutError (a DatabaseError). Our
+    own typed errors pass through untouched. The driver's exception stays
     attached as __cause__ unless its text holds the password.
     """
     try:
@@ -34,18 +44,26 @@ def translate_errors(engine: AsyncEngine) -> Iterator[None]:
     except SessionStoreError:
         raise
     except Exception as exc:
-        if not is_database_error(exc):
+        if not is_database_error(exc, engine.dialect):
             raise
+        kind, what = DatabaseError, "database error"
+        if isinstance(exc, PoolTimeout):
+            kind, what = PoolTimeoutError, "no pooled connection came free within pool_timeout"
         password = engine.url.password
         where = engine.url.render_as_string(hide_password=True)
         detail = _scrub(f"{type(_driver_error(exc)).__name__}: {_driver_error(exc)}", password)
         cause = None if password and password in _chain_text(exc) else exc
-        raise DatabaseError(f"database error on {where}: {detail}") from cause
+        raise kind(f"{what} on {where}: {detail}") from cause
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    orig = getattr(exc, "orig", None)
-    return orig if isinstance(orig, BaseException) else exc
+    """The driver's own exception under its wrappers (each keeps it as .orig)."""
+    for _ in range(3):
+        orig = getattr(exc, "orig", None)
+        if not isinstance(orig, BaseException):
+            break
+        exc = orig
+    return exc
 
 
 def _chain_text(exc: BaseException | None) -> str:
