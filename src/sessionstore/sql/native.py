@@ -9,10 +9,19 @@ and migrations stay on SQLAlchemy Core.
 Each driver gets a small DriverTx adapter: how it begins, commits and rolls
 back, how it runs a statement, and how it wants datetimes. SQL is written once
 with ``:name`` parameters and compiled to the driver's parameter style.
+
+A connection is leased (`leased`) and goes back to the pool only when it is
+known to be clean: its transaction committed, or rolled back after an error
+or a cancellation and the driver then reporting no open transaction. Anything
+else (a rollback that fails or is itself cancelled, a connection the server
+dropped) discards it, and the pool makes a new one; the server rolls back
+what a discarded connection left open. Cancellation is routine (a client
+goes away, a timeout, a TaskGroup failing), so it may land on any await here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -64,6 +73,18 @@ class DriverTx:
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> Sequence[Any] | None: ...
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None: ...
 
+    def is_closed(self) -> bool:
+        """Is the connection known to be gone (dropped by the server, or closed by the driver)?"""
+        return False
+
+    def in_transaction(self) -> bool:
+        """Does the driver report a transaction open on the connection?"""
+        raise NotImplementedError
+
+    async def reset(self) -> None:
+        """End whatever transaction an error or a cancellation left open (a no-op if none is)."""
+        await self.rollback()
+
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
         raise NotImplementedError
@@ -75,17 +96,38 @@ class DriverTx:
 
 
 class AsyncpgTx(DriverTx):
+    """Plain BEGIN/COMMIT/ROLLBACK, not asyncpg's Transaction object.
+
+    A Transaction marks the connection as inside it before its BEGIN is sent;
+    if that BEGIN is cancelled the mark stays, and every later transaction on
+    the connection becomes a SAVEPOINT, whose "commit" commits nothing. With
+    plain statements the only state is the server's, which asyncpg reports
+    (`is_in_transaction`) and a ROLLBACK always clears.
+    """
+
     style = "dollar"
 
     async def begin(self) -> None:
-        self.tx = self.conn.transaction()
-        await self.tx.start()
+        await self.conn.execute("BEGIN")
 
     async def commit(self) -> None:
-        await self.tx.commit()
+        await self.conn.execute("COMMIT")
 
     async def rollback(self) -> None:
-        await self.tx.rollback()
+        await self.conn.execute("ROLLBACK")
+
+    def is_closed(self) -> bool:
+        return self.conn.is_closed()
+
+    def in_transaction(self) -> bool:
+        return self.conn.is_in_transaction()
+
+    async def reset(self) -> None:
+        # Always sent, even when asyncpg reports no transaction: after a cancelled
+        # statement that report is stale until the server has answered it (a
+        # cancelled BEGIN may still have run). asyncpg sends this ROLLBACK only
+        # once the cancellation is settled; outside a transaction it is a no-op.
+        await self.conn.execute("ROLLBACK")
 
     async def fetchone(self, stmt, params):
         return await self.conn.fetchrow(stmt.text, *stmt.args(params))
@@ -109,6 +151,18 @@ class AiomysqlTx(DriverTx):
     async def rollback(self) -> None:
         await self.conn.rollback()
         await self.cursor.close()
+
+    def is_closed(self) -> bool:
+        # aiomysql closes the connection itself when it is lost or when a read is
+        # cancelled (the reply would be left half-read), so a cancelled connection
+        # is never reused.
+        return self.conn.closed
+
+    def in_transaction(self) -> bool:
+        return self.conn.get_transaction_status()
+
+    async def reset(self) -> None:
+        await self.conn.rollback()
 
     async def fetchone(self, stmt, params):
         await self.cursor.execute(stmt.text, stmt.args(params))
@@ -152,9 +206,16 @@ class AiosqliteTx(DriverTx):
     async def execute(self, stmt, params):
         self.db.execute(stmt.text, stmt.args(params))
 
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    async def reset(self) -> None:
+        if self.db.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
+            await self.conn.rollback()
+
     @property
     def db(self) -> Any:
-        """The sqlite3 connection inside aiosqlite (only touched on its worker thread)."""
+        """The sqlite3 connection inside aiosqlite (touched on its worker thread, or while that is idle)."""
         return self.conn._conn
 
     @staticmethod
@@ -163,8 +224,23 @@ class AiosqliteTx(DriverTx):
         return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
-        """Run begin, work, commit (or rollback) on the worker thread, in one hop."""
-        return await self.conn._execute(_run_to_end, self._transaction(work))
+        """Run begin, work, commit (or rollback) on the worker thread, in one hop.
+
+        Cancelling the awaiting task cannot call the hop back: the thread runs
+        the transaction anyway. So a cancellation interrupts SQLite (a statement
+        still running fails, and the transaction rolls back; one that finished
+        first commits) and waits for the hop to end before it propagates, so the
+        connection never goes back to the pool mid-transaction. If the commit
+        won, the caller still sees CancelledError: that write was not acknowledged.
+        """
+        hop = asyncio.ensure_future(self.conn._execute(_run_to_end, self._transaction(work)))
+        try:
+            return await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            if not hop.done():
+                self.db.interrupt()  # thread-safe; a no-op between statements
+            await _settle(hop)
+            raise
 
     async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         await self.begin()
@@ -172,7 +248,8 @@ class AiosqliteTx(DriverTx):
             result = await work(self)
             await self.commit()
         except BaseException:
-            await self.rollback()
+            if self.db.in_transaction:  # an interrupted statement may have rolled it back already
+                await self.rollback()
             raise
         return result
 
@@ -187,50 +264,82 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a SQLite write transaction awaited something other than the database")
 
 
+async def _settle(fut: asyncio.Future[Any]) -> None:
+    """Wait until `fut` is done, through further cancellations of this task (the caller re-raises)."""
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            pass
+    if not fut.cancelled():
+        fut.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
 
 
 async def run_transaction(engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]]) -> T:
     """Run `work` in one write transaction on a pooled driver connection."""
     if tx_class is AiosqliteTx:
-        pooled = await engine.raw_connection()
-        try:
-            return await AiosqliteTx(pooled.driver_connection).run(work)
-        finally:
-            await greenlet_spawn(pooled.close)
+        async with leased(engine, tx_class) as tx:
+            assert isinstance(tx, AiosqliteTx)
+            return await tx.run(work)
     async with driver_transaction(engine, tx_class) as tx:
         return await work(tx)
 
 
 async def driver_fetchone(engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]) -> Any:
     """Run one statement on its own (the database commits it as it runs) and return its first row."""
-    pooled = await engine.raw_connection()
-    try:
-        return await tx_class(pooled.driver_connection).fetchone(stmt, params)
-    finally:
-        await greenlet_spawn(pooled.close)
+    async with leased(engine, tx_class) as tx:
+        return await tx.fetchone(stmt, params)
 
 
 @asynccontextmanager
 async def driver_transaction(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator[DriverTx]:
-    """Check out a pooled connection, run one transaction on its driver connection, return it.
+    """One transaction on a leased driver connection: committed if the block succeeds.
 
-    The transaction always ends here (commit, or rollback on any error or
-    cancellation); a connection whose rollback fails is discarded, never
-    returned to the pool mid-transaction.
+    Any error or cancellation (even one landing on BEGIN or COMMIT) rolls it
+    back or discards the connection; see `leased`.
+    """
+    async with leased(engine, tx_class) as tx:
+        await tx.begin()
+        yield tx
+        await tx.commit()
+
+
+@asynccontextmanager
+async def leased(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator[DriverTx]:
+    """A pooled connection's driver connection, given back to the pool clean or not at all.
+
+    After an error or a cancellation the connection is reset (rolled back) and
+    returned only if the driver then reports it open and outside a transaction;
+    otherwise it is invalidated.
     """
     pooled = await engine.raw_connection()
+    tx = tx_class(pooled.driver_connection)
     try:
-        tx = tx_class(pooled.driver_connection)
-        await tx.begin()
+        yield tx
+    except BaseException as exc:
+        clean = False
         try:
-            yield tx
-            await tx.commit()
-        except BaseException:
-            try:
-                await tx.rollback()
-            except BaseException:
-                pooled.invalidate()
-            raise
-    finally:
-        await greenlet_spawn(pooled.close)
+            clean = await _reset(tx)
+        finally:  # also when the reset itself is cancelled
+            if clean:
+                await greenlet_spawn(pooled.close)
+            else:
+                pooled.invalidate(exc)
+        raise
+    await greenlet_spawn(pooled.close)
+
+
+async def _reset(tx: DriverTx) -> bool:
+    """Roll back after an error or cancellation: True if the connection is then clean."""
+    if tx.is_closed():
+        return False
+    try:
+        await tx.reset()
+    except Exception:
+        return False
+    return not tx.is_closed() and not tx.in_transaction()
