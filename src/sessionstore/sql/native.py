@@ -14,8 +14,9 @@ A connection is leased (`leased`) and goes back to the pool only when it is
 known to be clean: its transaction committed, or rolled back after an error
 or a cancellation and the driver then reporting no open transaction. Anything
 else (a rollback that fails or is itself cancelled, a connection the server
-dropped) discards it, and the pool makes a new one; the server rolls back
-what a discarded connection left open. Cancellation is routine (a client
+dropped, a SQLite transaction still running on its thread) discards it, and
+the pool makes a new one; the server rolls back what a discarded connection
+left open. Cancellation is routine (a client
 goes away, a timeout, a TaskGroup failing), so it may land on any await here.
 """
 
@@ -66,6 +67,8 @@ class DriverTx:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.abandoned = False
+        """Set when the connection must not be reused whatever it reports (see AiosqliteTx.run)."""
 
     async def begin(self) -> None: ...
     async def commit(self) -> None: ...
@@ -192,30 +195,39 @@ class AiosqliteTx(DriverTx):
     style = "qmark"
 
     async def begin(self) -> None:
+        self._go_on()
         self.db.execute("BEGIN IMMEDIATE")
 
     async def commit(self) -> None:
+        self._go_on()
         self.db.execute("COMMIT")
 
     async def rollback(self) -> None:
         self.db.execute("ROLLBACK")
 
     async def fetchone(self, stmt, params):
+        self._go_on()
         return self.db.execute(stmt.text, stmt.args(params)).fetchone()
 
     async def execute(self, stmt, params):
+        self._go_on()
         self.db.execute(stmt.text, stmt.args(params))
 
+    def _go_on(self) -> None:
+        """On the worker thread, before each statement: stop if the caller has gone (see `run`)."""
+        if self.abandoned:
+            raise asyncio.CancelledError("the caller of this SQLite transaction was cancelled")
+
     def in_transaction(self) -> bool:
-        return self.db.in_transaction
+        return self.conn.in_transaction
 
     async def reset(self) -> None:
-        if self.db.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
+        if self.conn.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
             await self.conn.rollback()
 
     @property
     def db(self) -> Any:
-        """The sqlite3 connection inside aiosqlite (touched on its worker thread, or while that is idle)."""
+        """The sqlite3 connection inside aiosqlite (only touched on its worker thread)."""
         return self.conn._conn
 
     @staticmethod
@@ -227,19 +239,23 @@ class AiosqliteTx(DriverTx):
         """Run begin, work, commit (or rollback) on the worker thread, in one hop.
 
         Cancelling the awaiting task cannot call the hop back: the thread runs
-        the transaction anyway. So a cancellation interrupts SQLite (a statement
-        still running fails, and the transaction rolls back; one that finished
-        first commits) and waits for the hop to end before it propagates, so the
-        connection never goes back to the pool mid-transaction. If the commit
-        won, the caller still sees CancelledError: that write was not acknowledged.
+        it anyway. So a cancellation marks the transaction abandoned (it stops
+        before its next statement, and rolls back), interrupts the statement
+        running, if any (sqlite3's interrupt() is thread-safe; a statement
+        waiting for another process's lock waits on), and propagates at once.
+        The connection is then discarded, never returned to the pool: it
+        closes on its thread once the transaction is over. A transaction that
+        had already reached COMMIT commits; its caller still sees
+        CancelledError, so that write was not acknowledged.
         """
-        hop = asyncio.ensure_future(self.conn._execute(_run_to_end, self._transaction(work)))
         try:
-            return await asyncio.shield(hop)
+            return await self.conn._execute(_run_to_end, self._transaction(work))
         except asyncio.CancelledError:
-            if not hop.done():
-                self.db.interrupt()  # thread-safe; a no-op between statements
-            await _settle(hop)
+            self.abandoned = True
+            try:
+                self.db.interrupt()
+            except Exception:  # the connection is closed already: nothing runs
+                pass
             raise
 
     async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
@@ -262,19 +278,6 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
         return done.value
     coro.close()
     raise RuntimeError("a SQLite write transaction awaited something other than the database")
-
-
-async def _settle(fut: asyncio.Future[Any]) -> None:
-    """Wait until `fut` is done, through further cancellations of this task (the caller re-raises)."""
-    while not fut.done():
-        try:
-            await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            pass
-    if not fut.cancelled():
-        fut.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
@@ -336,7 +339,7 @@ async def leased(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator
 
 async def _reset(tx: DriverTx) -> bool:
     """Roll back after an error or cancellation: True if the connection is then clean."""
-    if tx.is_closed():
+    if tx.is_closed() or tx.abandoned:
         return False
     try:
         await tx.reset()
