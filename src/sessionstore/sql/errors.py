@@ -11,11 +11,26 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..errors import DatabaseError, PoolTimeoutError, SessionStoreError
+from ..errors import DatabaseError, OutcomeUnknownError, PoolTimeoutError, SessionStoreError
 
-__all__ = ["DatabaseError", "is_database_error", "translate_errors"]
+__all__ = ["ConnectionLost", "DatabaseError", "is_database_error", "translate_errors"]
 
 _DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
+
+
+class ConnectionLost(Exception):
+    """Internal: the connection died under an operation (and has been discarded).
+
+    `maybe_committed` is False when nothing can have been committed (the
+    commit was never sent), so the operation may be rerun on a fresh
+    connection; True when the commit may have reached the server, which
+    becomes OutcomeUnknownError. `orig` is the driver's error.
+    """
+
+    def __init__(self, orig: BaseException, *, maybe_committed: bool) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+        self.maybe_committed = maybe_committed
 
 
 def is_database_error(exc: BaseException, dialect: Dialect | None = None) -> bool:
@@ -24,7 +39,7 @@ def is_database_error(exc: BaseException, dialect: Dialect | None = None) -> boo
     With the dialect, also its DBAPI's error classes: what ``engine.raw_connection()``
     raises, which for asyncpg is SQLAlchemy's adapter of the driver's error.
     """
-    if isinstance(exc, (DBAPIError, PoolTimeout, OSError, TimeoutError, asyncio.TimeoutError)):
+    if isinstance(exc, (DBAPIError, PoolTimeout, ConnectionLost, OSError, TimeoutError, asyncio.TimeoutError)):
         return True
     if dialect is not None and isinstance(exc, dialect.loaded_dbapi.Error):
         return True
@@ -35,9 +50,10 @@ def is_database_error(exc: BaseException, dialect: Dialect | None = None) -> boo
 def translate_errors(engine: AsyncEngine) -> Iterator[None]:
     """Re-raise database errors as DatabaseError naming the redacted URL, password scrubbed.
 
-    A pool that stays exhausted gives PoolTimeoutError (a DatabaseError). Our
-    own typed errors pass through untouched. The driver's exception stays
-    attached as __cause__ unless its text holds the password.
+    A pool that stays exhausted gives PoolTimeoutError, a connection lost while
+    a write was committing OutcomeUnknownError (both DatabaseErrors). Our own
+    typed errors pass through untouched. The driver's exception stays attached
+    as __cause__ unless its text holds the password.
     """
     try:
         yield
@@ -49,6 +65,10 @@ def translate_errors(engine: AsyncEngine) -> Iterator[None]:
         kind, what = DatabaseError, "database error"
         if isinstance(exc, PoolTimeout):
             kind, what = PoolTimeoutError, "no pooled connection came free within pool_timeout"
+        elif isinstance(exc, ConnectionLost):
+            what = "connection lost"
+            if exc.maybe_committed:
+                kind, what = OutcomeUnknownError, "connection lost while committing; the write may or may not be stored"
         password = engine.url.password
         where = engine.url.render_as_string(hide_password=True)
         detail = _scrub(f"{type(_driver_error(exc)).__name__}: {_driver_error(exc)}", password)
@@ -57,7 +77,7 @@ def translate_errors(engine: AsyncEngine) -> Iterator[None]:
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    """The driver's own exception under its wrappers (each keeps it as .orig)."""
+    """The driver's own exception under our and SQLAlchemy's wrappers (each keeps it as .orig)."""
     for _ in range(3):
         orig = getattr(exc, "orig", None)
         if not isinstance(orig, BaseException):

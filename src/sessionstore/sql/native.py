@@ -16,8 +16,12 @@ or a cancellation and the driver then reporting no open transaction. Anything
 else (a rollback that fails or is itself cancelled, a connection the server
 dropped, a SQLite transaction still running on its thread) discards it, and
 the pool makes a new one; the server rolls back what a discarded connection
-left open. Cancellation is routine (a client
-goes away, a timeout, a TaskGroup failing), so it may land on any await here.
+left open. Cancellation is routine (a client goes away, a timeout, a
+TaskGroup failing), so it may land on any await here.
+
+A connection found dead is raised as ConnectionLost, which says whether the
+commit can have reached the server: when it cannot, the service reruns the
+write once on a connection checked with a round trip (`verify`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
+
+from .errors import ConnectionLost
 
 T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -67,6 +74,8 @@ class DriverTx:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.commit_sent = False
+        """Set once a COMMIT (or a statement that commits itself) may have reached the server."""
         self.abandoned = False
         """Set when the connection must not be reused whatever it reports (see AiosqliteTx.run)."""
 
@@ -87,6 +96,9 @@ class DriverTx:
     async def reset(self) -> None:
         """End whatever transaction an error or a cancellation left open (a no-op if none is)."""
         await self.rollback()
+
+    async def ping(self) -> None:
+        """One round trip; raises if the connection is dead."""
 
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
@@ -114,6 +126,7 @@ class AsyncpgTx(DriverTx):
         await self.conn.execute("BEGIN")
 
     async def commit(self) -> None:
+        self.commit_sent = True
         await self.conn.execute("COMMIT")
 
     async def rollback(self) -> None:
@@ -132,6 +145,9 @@ class AsyncpgTx(DriverTx):
         # once the cancellation is settled; outside a transaction it is a no-op.
         await self.conn.execute("ROLLBACK")
 
+    async def ping(self) -> None:
+        await self.conn.execute("SELECT 1")
+
     async def fetchone(self, stmt, params):
         return await self.conn.fetchrow(stmt.text, *stmt.args(params))
 
@@ -148,6 +164,7 @@ class AiomysqlTx(DriverTx):
         self.cursor = await self.conn.cursor()
 
     async def commit(self) -> None:
+        self.commit_sent = True
         await self.conn.commit()
         await self.cursor.close()
 
@@ -166,6 +183,9 @@ class AiomysqlTx(DriverTx):
 
     async def reset(self) -> None:
         await self.conn.rollback()
+
+    async def ping(self) -> None:
+        await self.conn.ping(reconnect=False)
 
     async def fetchone(self, stmt, params):
         await self.cursor.execute(stmt.text, stmt.args(params))
@@ -283,56 +303,67 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
 
 
-async def run_transaction(engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]]) -> T:
+async def run_transaction(
+    engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]], *, verify: bool = False
+) -> T:
     """Run `work` in one write transaction on a pooled driver connection."""
     if tx_class is AiosqliteTx:
-        async with leased(engine, tx_class) as tx:
+        async with leased(engine, tx_class, verify=verify) as tx:
             assert isinstance(tx, AiosqliteTx)
             return await tx.run(work)
-    async with driver_transaction(engine, tx_class) as tx:
+    async with driver_transaction(engine, tx_class, verify=verify) as tx:
         return await work(tx)
 
 
-async def driver_fetchone(engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]) -> Any:
+async def driver_fetchone(
+    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any], *, verify: bool = False
+) -> Any:
     """Run one statement on its own (the database commits it as it runs) and return its first row."""
-    async with leased(engine, tx_class) as tx:
+    async with leased(engine, tx_class, verify=verify) as tx:
+        tx.commit_sent = True  # from here on it may have committed
         return await tx.fetchone(stmt, params)
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator[DriverTx]:
+async def driver_transaction(
+    engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool = False
+) -> AsyncIterator[DriverTx]:
     """One transaction on a leased driver connection: committed if the block succeeds.
 
     Any error or cancellation (even one landing on BEGIN or COMMIT) rolls it
     back or discards the connection; see `leased`.
     """
-    async with leased(engine, tx_class) as tx:
+    async with leased(engine, tx_class, verify=verify) as tx:
         await tx.begin()
         yield tx
         await tx.commit()
 
 
 @asynccontextmanager
-async def leased(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator[DriverTx]:
+async def leased(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool = False) -> AsyncIterator[DriverTx]:
     """A pooled connection's driver connection, given back to the pool clean or not at all.
 
     After an error or a cancellation the connection is reset (rolled back) and
     returned only if the driver then reports it open and outside a transaction;
-    otherwise it is invalidated.
+    otherwise it is invalidated. If it turned out dead, the error is raised as
+    ConnectionLost (`maybe_committed` from tx.commit_sent). `verify` pings the
+    connection first (see `_checkout`).
     """
-    pooled = await engine.raw_connection()
-    tx = tx_class(pooled.driver_connection)
+    pooled, tx = await _checkout(engine, tx_class, verify=verify)
     try:
         yield tx
     except BaseException as exc:
-        clean = False
+        clean = lost = False
         try:
             clean = await _reset(tx)
         finally:  # also when the reset itself is cancelled
+            lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
             if clean:
                 await greenlet_spawn(pooled.close)
             else:
                 pooled.invalidate(exc)
+        if lost and isinstance(exc, Exception):
+            raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
         raise
     await greenlet_spawn(pooled.close)
 
@@ -346,3 +377,36 @@ async def _reset(tx: DriverTx) -> bool:
     except Exception:
         return False
     return not tx.is_closed() and not tx.in_transaction()
+
+
+async def _checkout(
+    engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool
+) -> tuple[PoolProxiedConnection, DriverTx]:
+    """A pooled connection not known to be dead; with `verify`, one that answered a ping.
+
+    After a restart or failover the pool still holds connections the server
+    has dropped. asyncpg notices that on its own (is_closed), aiomysql only when
+    the connection is used, hence `verify` on a rerun after a lost connection.
+    Dead ones are invalidated and the next is taken: at most as many as were
+    idle in the pool, after which the pool connects afresh.
+    """
+    pool = engine.pool
+    tries = 2 + (pool.checkedin() if isinstance(pool, QueuePool) else 0)
+    for attempt in range(tries):
+        pooled = await engine.raw_connection()
+        tx = tx_class(pooled.driver_connection)
+        try:
+            if not tx.is_closed():
+                if verify:
+                    await tx.ping()
+                return pooled, tx
+            error: Exception = ConnectionError("the pool handed out a closed connection")
+        except Exception as exc:  # the ping failed: dead
+            error = exc
+        except BaseException:
+            pooled.invalidate()
+            raise
+        pooled.invalidate(error)
+        if attempt + 1 == tries:
+            raise ConnectionLost(error, maybe_committed=False) from error
+    raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import jsonvalue
@@ -35,7 +36,7 @@ from ..state import DELETE, ScopedDelta, apply_delta, merged_view
 from ..records import Event, Session
 from .dialects import WRITE_OPTION, sleep_before_retry
 from .engine import check_prefix, make_engine, prepare_engine, rules_of, write_gate
-from .errors import DatabaseError, translate_errors
+from .errors import ConnectionLost, DatabaseError, translate_errors
 from .models import DEFAULT_PREFIX, build_tables
 from .native import DRIVER_TX, DriverTx, NativeSQL, driver_fetchone, run_transaction
 from .queries import Queries
@@ -124,9 +125,18 @@ class SQLSessionService(SessionService):
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in one SQLAlchemy write transaction (deletes, expiry refreshes)."""
 
-        async def attempt() -> T:
-            async with self._writer.begin() as conn:
-                return await work(conn)
+        async def attempt(fresh: bool) -> T:
+            committing = False
+            try:
+                async with self._writer.begin() as conn:
+                    result = await work(conn)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                # SQLAlchemy has invalidated the connection (and the pool's older ones).
+                if exc.connection_invalidated:
+                    raise ConnectionLost(exc, maybe_committed=committing) from exc
+                raise
 
         return await self._retrying(attempt)
 
@@ -135,26 +145,45 @@ class SQLSessionService(SessionService):
         return self._gate if self._gate is not None else nullcontext()
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        await self._ensure_ready()
-        with translate_errors(self.engine):
-            async with self.engine.connect() as conn:
-                return await work(conn)
+        async def attempt(fresh: bool) -> T:
+            try:
+                async with self.engine.connect() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:  # a read commits nothing: always safe to rerun
+                    raise ConnectionLost(exc, maybe_committed=False) from exc
+                raise
+
+        return await self._retrying(attempt, write=False)
 
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run `work` in one write transaction on the driver connection."""
 
-        return await self._retrying(lambda: run_transaction(self.engine, self._tx_class, work))
+        return await self._retrying(lambda fresh: run_transaction(self.engine, self._tx_class, work, verify=fresh))
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run a write, rerunning it after a deadlock, serialization failure or busy database."""
+    async def _retrying(self, attempt: Callable[[bool], Awaitable[T]], *, write: bool = True) -> T:
+        """Run an operation, rerunning it after a deadlock, serialization failure or busy database,
+        and once more if its connection died before anything could be committed.
+
+        `attempt(fresh)`: `fresh` is True on that rerun, and asks for a connection
+        checked with a round trip (the pool may hold more dead ones). A connection
+        lost once the commit may have been sent is not rerun: it becomes
+        OutcomeUnknownError. Writes hold this process's write gate (SQLite).
+        """
         await self._ensure_ready()
         with translate_errors(self.engine):
+            fresh = False
             for n in range(MAX_ATTEMPTS):
                 try:
-                    async with self.gated():
-                        return await attempt()
+                    async with self.gated() if write else nullcontext():
+                        return await attempt(fresh)
                 except SessionStoreError:
                     raise
+                except ConnectionLost as exc:
+                    if fresh or exc.maybe_committed or n + 1 == MAX_ATTEMPTS:
+                        raise
+                    fresh = True
+                    continue
                 except Exception as exc:
                     if n + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
                         raise
@@ -337,9 +366,9 @@ class SQLSessionService(SessionService):
             params[f"{scope}_expires_at"] = at(expiry(now, ttl))
         stmt = self.w.append_in_one[self.options.soft_delete]
 
-        async def attempt() -> Any:
+        async def attempt(fresh: bool) -> Any:
             try:
-                return await driver_fetchone(self.engine, self._tx_class, stmt, params)
+                return await driver_fetchone(self.engine, self._tx_class, stmt, params, verify=fresh)
             except Exception as exc:
                 if self.rules.is_unique_violation(exc):  # most likely a retried id
                     return None
