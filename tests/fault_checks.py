@@ -10,6 +10,7 @@
   whether a new connection can take the write lock at once).
 - ``pooled_in_transaction``: the driver's view of every idle pooled
   connection of a service.
+- ``every_operation``: one call of each kind, to show each fails (or works) alike.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+import sessionstore as ss
 from sessionstore.sql.engine import make_engine
 from sessionstore.sql.service import SQLSessionService
 
@@ -154,6 +159,21 @@ async def wait_no_open_transactions(url: str, within_s: float = 5.0) -> int:
         await asyncio.sleep(0.05)
 
 
+def every_operation(svc: SQLSessionService, session: ss.Session) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """One call of each kind, by name: the writes on the driver connection, a write through
+    SQLAlchemy (delete_session) and the reads."""
+    return {
+        "append": lambda: svc.append_event(session, ss.Event(author="a", content=1)),
+        "append_with_state": lambda: svc.append_event(session, ss.Event(author="a", content=1, state_delta={"k": 1})),
+        "update_session_state": lambda: svc.update_session_state(session.key, {"k": 2}),
+        "update_app_state": lambda: svc.update_app_state(session.app_name, {"a": 1}),
+        "create_session": lambda: svc.create_session(ss.Key(session.app_name, "u1", uuid.uuid4().hex)),
+        "delete_session": lambda: svc.delete_session(ss.Key(session.app_name, "u1", "nothing")),
+        "get_session": lambda: svc.get_session(session.key),
+        "list_sessions": lambda: svc.list_sessions(session.key.user_key),
+    }
+
+
 async def pooled_in_transaction(svc: SQLSessionService) -> list[bool]:
     """Check out every idle connection of the service's pool and ask its driver whether it
     is inside a transaction (asyncpg, aiomysql and aiosqlite each say so)."""
@@ -176,6 +196,7 @@ __all__ = [
     "Acknowledged",
     "Verdict",
     "compare_acknowledged",
+    "every_operation",
     "open_transactions",
     "pooled_in_transaction",
     "stored_events",
