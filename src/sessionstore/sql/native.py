@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from .errors import ConnectionLost
+from .errors import ConnectionLost, is_database_error
 
 T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -93,8 +93,8 @@ class DriverTx:
         """Does the driver report a transaction open on the connection?"""
         raise NotImplementedError
 
-    async def reset(self) -> None:
-        """End whatever transaction an error or a cancellation left open (a no-op if none is)."""
+    async def reset(self, error: BaseException) -> None:
+        """End whatever transaction `error` (or a cancellation) left open (a no-op if none is)."""
         await self.rollback()
 
     async def ping(self) -> None:
@@ -138,10 +138,14 @@ class AsyncpgTx(DriverTx):
     def in_transaction(self) -> bool:
         return self.conn.is_in_transaction()
 
-    async def reset(self) -> None:
-        # Always sent, even when asyncpg reports no transaction: after a cancelled
-        # statement that report is stale until the server has answered it (a
-        # cancelled BEGIN may still have run). asyncpg sends this ROLLBACK only
+    async def reset(self, error: BaseException) -> None:
+        from asyncpg import PostgresError
+
+        if isinstance(error, PostgresError) and not self.conn.is_in_transaction():
+            return  # the server answered with that error, so asyncpg's report is current
+        # Otherwise sent even when asyncpg reports no transaction: after a cancelled
+        # statement (or a timeout) that report is stale until the server has answered
+        # it, and a cancelled BEGIN may still have run. asyncpg sends this ROLLBACK
         # once the cancellation is settled; outside a transaction it is a no-op.
         await self.conn.execute("ROLLBACK")
 
@@ -181,7 +185,7 @@ class AiomysqlTx(DriverTx):
     def in_transaction(self) -> bool:
         return self.conn.get_transaction_status()
 
-    async def reset(self) -> None:
+    async def reset(self, error: BaseException) -> None:
         await self.conn.rollback()
 
     async def ping(self) -> None:
@@ -241,7 +245,7 @@ class AiosqliteTx(DriverTx):
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
 
-    async def reset(self) -> None:
+    async def reset(self, error: BaseException) -> None:
         if self.conn.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
             await self.conn.rollback()
 
@@ -355,25 +359,25 @@ async def leased(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool 
     except BaseException as exc:
         clean = lost = False
         try:
-            clean = await _reset(tx)
+            clean = await _reset(tx, exc)
         finally:  # also when the reset itself is cancelled
             lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
             if clean:
                 await greenlet_spawn(pooled.close)
             else:
                 pooled.invalidate(exc)
-        if lost and isinstance(exc, Exception):
+        if lost and isinstance(exc, Exception) and is_database_error(exc, engine.dialect):
             raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
         raise
     await greenlet_spawn(pooled.close)
 
 
-async def _reset(tx: DriverTx) -> bool:
+async def _reset(tx: DriverTx, error: BaseException) -> bool:
     """Roll back after an error or cancellation: True if the connection is then clean."""
     if tx.is_closed() or tx.abandoned:
         return False
     try:
-        await tx.reset()
+        await tx.reset(error)
     except Exception:
         return False
     return not tx.is_closed() and not tx.in_transaction()
