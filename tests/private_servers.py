@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -151,6 +152,10 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             if shutil.which("runuser") is None:
                 missing("runuser", "PostgreSQL refuses to run as root; install util-linux or run the tests as another user")
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                missing("a postgres user", "PostgreSQL refuses to run as root; create one or run the tests as another user")
             shutil.chown(root, user="postgres")
         server = cls(bindir, root, free_port())
         await run(
