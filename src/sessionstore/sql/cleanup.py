@@ -48,7 +48,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..cleanup import CleanupResult
+from ..records import CleanupResult
 from .dialects import sleep_before_retry
 from .queries import active, alive
 
