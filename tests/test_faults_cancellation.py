@@ -108,18 +108,26 @@ class Workload:
             k = self.scratch.pop() if self.scratch else ss.Key(self.app, "u1", "nothing-here")
             return lambda: self.svc.delete_session(k)
 
+        def update_session_state() -> Callable[[], Awaitable[Any]]:
+            k = self._session().key
+            return lambda: self.svc.update_session_state(k, {"s": 1, "user:t": 2})
+
+        def get() -> Callable[[], Awaitable[Any]]:
+            k = self._session().key
+            return lambda: self.svc.get_session(k, event_num=5)
+
         return {
             # PostgreSQL: the one-statement append; MySQL: the append at a known version
             "append": lambda: self._append(),
             # the general transaction everywhere
             "append_with_session_state": lambda: self._append(state_delta={"k": 1, "user:u": 2, "app:a": 3}),
             "append_expecting_a_version": lambda: self._expecting(),
-            "update_session_state": lambda: (lambda k=self._session().key: self.svc.update_session_state(k, {"s": 1, "user:t": 2})),
+            "update_session_state": update_session_state,
             "update_user_state": lambda: (lambda: self.svc.update_user_state(ss.UserKey(self.app, "u1"), {"x": 1})),
             "update_app_state": lambda: (lambda: self.svc.update_app_state(self.app, {"y": 1})),
             "create_session": create,
             "delete_session": delete,
-            "get_session": lambda: (lambda k=self._session().key: self.svc.get_session(k, event_num=5)),
+            "get_session": get,
             "list_sessions": lambda: (lambda: self.svc.list_sessions(ss.UserKey(self.app, "u1"), limit=5)),
         }
 
@@ -145,17 +153,17 @@ async def calibrate(workload: Workload, runs: int = 10) -> dict[str, float]:
         if name == "delete_session":
             await add_scratch_sessions(workload, runs * WORKERS)
         took: list[float] = []
-
-        async def timed() -> None:
-            for _ in range(runs):
-                op = workload.operations()[name]()
-                started = time.perf_counter()
-                await op()
-                took.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(timed() for _ in range(WORKERS)))
+        await asyncio.gather(*(timed(workload, name, runs, took) for _ in range(WORKERS)))
         medians[name] = statistics.median(took)
     return medians
+
+
+async def timed(workload: Workload, name: str, runs: int, took: list[float]) -> None:
+    for _ in range(runs):
+        op = workload.operations()[name]()
+        started = time.perf_counter()
+        await op()
+        took.append(time.perf_counter() - started)
 
 
 async def add_scratch_sessions(workload: Workload, count: int) -> None:

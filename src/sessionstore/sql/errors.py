@@ -18,7 +18,7 @@ __all__ = ["ConnectionLost", "DatabaseError", "is_database_error", "translate_er
 _DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
 
 
-class ConnectionLost(Exception):
+class ConnectionLost(Exception):  # noqa: N818 - a signal to the retry loop, never raised to callers
     """Internal: the connection died under an operation (and has been discarded).
 
     `maybe_committed` is False when nothing can have been committed (the

@@ -133,15 +133,13 @@ class AsyncpgTx(DriverTx):
         await self.conn.execute("ROLLBACK")
 
     def is_closed(self) -> bool:
-        return self.conn.is_closed()
+        return bool(self.conn.is_closed())
 
     def in_transaction(self) -> bool:
-        return self.conn.is_in_transaction()
+        return bool(self.conn.is_in_transaction())
 
     async def reset(self, error: BaseException) -> None:
-        from asyncpg import PostgresError
-
-        if isinstance(error, PostgresError) and not self.conn.is_in_transaction():
+        if getattr(error, "sqlstate", None) and not self.conn.is_in_transaction():
             return  # the server answered with that error, so asyncpg's report is current
         # Otherwise sent even when asyncpg reports no transaction: after a cancelled
         # statement (or a timeout) that report is stale until the server has answered
@@ -180,10 +178,10 @@ class AiomysqlTx(DriverTx):
         # aiomysql closes the connection itself when it is lost or when a read is
         # cancelled (the reply would be left half-read), so a cancelled connection
         # is never reused.
-        return self.conn.closed
+        return bool(self.conn.closed)
 
     def in_transaction(self) -> bool:
-        return self.conn.get_transaction_status()
+        return bool(self.conn.get_transaction_status())
 
     async def reset(self, error: BaseException) -> None:
         await self.conn.rollback()
@@ -243,7 +241,7 @@ class AiosqliteTx(DriverTx):
             raise asyncio.CancelledError("the caller of this SQLite transaction was cancelled")
 
     def in_transaction(self) -> bool:
-        return self.conn.in_transaction
+        return bool(self.conn.in_transaction)
 
     async def reset(self, error: BaseException) -> None:
         if self.conn.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
@@ -273,14 +271,15 @@ class AiosqliteTx(DriverTx):
         CancelledError, so that write was not acknowledged.
         """
         try:
-            return await self.conn._execute(_run_to_end, self._transaction(work))
+            result: T = await self.conn._execute(_run_to_end, self._transaction(work))
         except asyncio.CancelledError:
             self.abandoned = True
             try:
                 self.db.interrupt()
-            except Exception:  # the connection is closed already: nothing runs
+            except Exception:  # noqa: BLE001 - the connection is closed already: nothing runs
                 pass
             raise
+        return result
 
     async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         await self.begin()
@@ -378,7 +377,7 @@ async def _reset(tx: DriverTx, error: BaseException) -> bool:
         return False
     try:
         await tx.reset(error)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever stopped the rollback, the connection is discarded
         return False
     return not tx.is_closed() and not tx.in_transaction()
 
@@ -405,7 +404,7 @@ async def _checkout(
                     await tx.ping()
                 return pooled, tx
             error: Exception = ConnectionError("the pool handed out a closed connection")
-        except Exception as exc:  # the ping failed: dead
+        except Exception as exc:  # noqa: BLE001 - whatever failed the ping, the connection is discarded
             error = exc
         except BaseException:
             pooled.invalidate()

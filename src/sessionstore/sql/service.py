@@ -163,32 +163,39 @@ class SQLSessionService(SessionService):
 
     async def _retrying(self, attempt: Callable[[bool], Awaitable[T]], *, write: bool = True) -> T:
         """Run an operation, rerunning it after a deadlock, serialization failure or busy database,
-        and once more if its connection died before anything could be committed.
+        and once more on a fresh connection if its connection died (see _rerun_if_lost).
 
-        `attempt(fresh)`: `fresh` is True on that rerun, and asks for a connection
-        checked with a round trip (the pool may hold more dead ones). A connection
-        lost once the commit may have been sent is not rerun: it becomes
-        OutcomeUnknownError. Writes hold this process's write gate (SQLite).
+        Writes hold this process's write gate (SQLite).
         """
         await self._ensure_ready()
         with translate_errors(self.engine):
-            fresh = False
             for n in range(MAX_ATTEMPTS):
                 try:
                     async with self.gated() if write else nullcontext():
-                        return await attempt(fresh)
+                        return await self._rerun_if_lost(attempt)
                 except SessionStoreError:
                     raise
-                except ConnectionLost as exc:
-                    if fresh or exc.maybe_committed or n + 1 == MAX_ATTEMPTS:
-                        raise
-                    fresh = True
-                    continue
                 except Exception as exc:
                     if n + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
                         raise
                 await sleep_before_retry(n)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _rerun_if_lost(attempt: Callable[[bool], Awaitable[T]]) -> T:
+        """`attempt(False)`; again as `attempt(True)` if its connection died before anything
+        could be committed.
+
+        True asks for a connection checked with a round trip: after a restart the
+        pool may hold more dead ones. A connection lost once the commit may have
+        been sent is not rerun: its ConnectionLost becomes OutcomeUnknownError.
+        """
+        try:
+            return await attempt(False)
+        except ConnectionLost as exc:
+            if exc.maybe_committed:
+                raise
+        return await attempt(True)
 
     # ------------------------------------------------------------------ sessions
 
