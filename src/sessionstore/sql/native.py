@@ -42,6 +42,11 @@ from .errors import ConnectionLost, is_database_error
 T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
+RESET_TIMEOUT_S = 5.0
+"""Longest wait for the rollback after an error or a cancellation; a server that does not
+answer by then is not waited for (the connection is discarded), so a cancelled caller is
+never held for long."""
+
 
 class NativeSQL:
     """One statement: SQL with :name parameters, compiled to a driver's parameter style."""
@@ -376,7 +381,7 @@ async def _reset(tx: DriverTx, error: BaseException) -> bool:
     if tx.is_closed() or tx.abandoned:
         return False
     try:
-        await tx.reset(error)
+        await asyncio.wait_for(tx.reset(error), RESET_TIMEOUT_S)
     except Exception:  # noqa: BLE001 - whatever stopped the rollback, the connection is discarded
         return False
     return not tx.is_closed() and not tx.in_transaction()
