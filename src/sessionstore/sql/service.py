@@ -162,8 +162,9 @@ class SQLSessionService(SessionService):
         return await self._retrying(lambda fresh: run_transaction(self.engine, self._tx_class, work, verify=fresh))
 
     async def _retrying(self, attempt: Callable[[bool], Awaitable[T]], *, write: bool = True) -> T:
-        """Run an operation, rerunning it after a deadlock, serialization failure or busy database,
-        and once more on a fresh connection if its connection died (see _rerun_if_lost).
+        """Run an operation, rerunning it once on a fresh connection if its connection died
+        (see _rerun_if_lost), and, for a write, after a deadlock, serialization failure or
+        busy database.
 
         Writes hold this process's write gate (SQLite).
         """
@@ -176,7 +177,7 @@ class SQLSessionService(SessionService):
                 except SessionStoreError:
                     raise
                 except Exception as exc:
-                    if n + 1 == MAX_ATTEMPTS or not self.rules.is_retryable(exc):
+                    if n + 1 == MAX_ATTEMPTS or not write or not self.rules.is_retryable(exc):
                         raise
                 await sleep_before_retry(n)
         raise AssertionError("unreachable")
