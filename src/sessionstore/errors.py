@@ -48,6 +48,18 @@ class DatabaseError(SessionStoreError):
     """The database could not be reached or refused an operation. The URL is shown redacted."""
 
 
+class PoolTimeoutError(DatabaseError):
+    """No pooled connection came free within pool_timeout: the pool is exhausted (raise pool_size)."""
+
+
+class OutcomeUnknownError(DatabaseError):
+    """The connection was lost while a write was committing: it may or may not have been stored.
+
+    Re-read to find out. Re-sending an append with the same event id is safe (it is
+    stored at most once); other writes may apply twice.
+    """
+
+
 class SchemaError(SessionStoreError):
     """The database schema is missing or at the wrong version; the message says how to fix it."""
 

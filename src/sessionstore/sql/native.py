@@ -9,10 +9,24 @@ and migrations stay on SQLAlchemy Core.
 Each driver gets a small DriverTx adapter: how it begins, commits and rolls
 back, how it runs a statement, and how it wants datetimes. SQL is written once
 with ``:name`` parameters and compiled to the driver's parameter style.
+
+A connection is leased (`leased`) and goes back to the pool only when it is
+known to be clean: its transaction committed, or rolled back after an error
+or a cancellation and the driver then reporting no open transaction. Anything
+else (a rollback that fails or is itself cancelled, a connection the server
+dropped, a SQLite transaction still running on its thread) discards it, and
+the pool makes a new one; the server rolls back what a discarded connection
+left open. Cancellation is routine (a client goes away, a timeout, a
+TaskGroup failing), so it may land on any await here.
+
+A connection found dead is raised as ConnectionLost, which says whether the
+commit can have reached the server: when it cannot, the service reruns the
+write once on a connection checked with a round trip (`verify`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import (
@@ -28,14 +42,21 @@ from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from .aiosqlite_fence import check_aiosqlite
+from .errors import ConnectionLost, is_database_error
 
 check_aiosqlite(aiosqlite.Connection)
 
 T = TypeVar("T")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+RESET_TIMEOUT_S = 5.0
+"""Longest wait for the rollback after an error or a cancellation; a server that does not
+answer by then is not waited for (the connection is discarded), so a cancelled caller is
+never held for long."""
 
 
 class NativeSQL:
@@ -75,12 +96,31 @@ class DriverTx:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # the driver's own connection; asyncpg and aiomysql ship no types
+        self.commit_sent = False
+        """Set once a COMMIT (or a statement that commits itself) may have reached the server."""
+        self.abandoned = False
+        """Set when the connection must not be reused whatever it reports (see AiosqliteTx.run)."""
 
     async def begin(self) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None: ...
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None: ...
+
+    def is_closed(self) -> bool:
+        """Is the connection known to be gone (dropped by the server, or closed by the driver)?"""
+        return False
+
+    def in_transaction(self) -> bool:
+        """Does the driver report a transaction open on the connection?"""
+        raise NotImplementedError
+
+    async def reset(self, error: BaseException) -> None:
+        """End whatever transaction `error` (or a cancellation) left open (a no-op if none is)."""
+        await self.rollback()
+
+    async def ping(self) -> None:
+        """One round trip; raises if the connection is dead."""
 
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
@@ -93,17 +133,44 @@ class DriverTx:
 
 
 class AsyncpgTx(DriverTx):
+    """Plain BEGIN/COMMIT/ROLLBACK, not asyncpg's Transaction object.
+
+    A Transaction marks the connection as inside it before its BEGIN is sent;
+    if that BEGIN is cancelled the mark stays, and every later transaction on
+    the connection becomes a SAVEPOINT, whose "commit" commits nothing. With
+    plain statements the only state is the server's, which asyncpg reports
+    (`is_in_transaction`) and a ROLLBACK always clears.
+    """
+
     style = "dollar"
 
     async def begin(self) -> None:
-        self.tx = self.conn.transaction()
-        await self.tx.start()
+        await self.conn.execute("BEGIN")
 
     async def commit(self) -> None:
-        await self.tx.commit()
+        self.commit_sent = True
+        await self.conn.execute("COMMIT")
 
     async def rollback(self) -> None:
-        await self.tx.rollback()
+        await self.conn.execute("ROLLBACK")
+
+    def is_closed(self) -> bool:
+        return bool(self.conn.is_closed())
+
+    def in_transaction(self) -> bool:
+        return bool(self.conn.is_in_transaction())
+
+    async def reset(self, error: BaseException) -> None:
+        if getattr(error, "sqlstate", None) and not self.conn.is_in_transaction():
+            return  # the server answered with that error, so asyncpg's report is current
+        # Otherwise sent even when asyncpg reports no transaction: after a cancelled
+        # statement (or a timeout) that report is stale until the server has answered
+        # it, and a cancelled BEGIN may still have run. asyncpg sends this ROLLBACK
+        # once the cancellation is settled; outside a transaction it is a no-op.
+        await self.conn.execute("ROLLBACK")
+
+    async def ping(self) -> None:
+        await self.conn.execute("SELECT 1")
 
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
         row: DriverRow | None = await self.conn.fetchrow(stmt.text, *stmt.args(params))
@@ -122,12 +189,28 @@ class AiomysqlTx(DriverTx):
         self.cursor = await self.conn.cursor()
 
     async def commit(self) -> None:
+        self.commit_sent = True
         await self.conn.commit()
         await self.cursor.close()
 
     async def rollback(self) -> None:
         await self.conn.rollback()
         await self.cursor.close()
+
+    def is_closed(self) -> bool:
+        # aiomysql closes the connection itself when it is lost or when a read is
+        # cancelled (the reply would be left half-read), so a cancelled connection
+        # is never reused.
+        return bool(self.conn.closed)
+
+    def in_transaction(self) -> bool:
+        return bool(self.conn.get_transaction_status())
+
+    async def reset(self, error: BaseException) -> None:
+        await self.conn.rollback()
+
+    async def ping(self) -> None:
+        await self.conn.ping(reconnect=False)
 
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
         await self.cursor.execute(stmt.text, stmt.args(params))
@@ -159,20 +242,36 @@ class AiosqliteTx(DriverTx):
     conn: aiosqlite.Connection
 
     async def begin(self) -> None:
+        self._go_on()
         self.db.execute("BEGIN IMMEDIATE")
 
     async def commit(self) -> None:
+        self._go_on()
         self.db.execute("COMMIT")
 
     async def rollback(self) -> None:
         self.db.execute("ROLLBACK")
 
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
+        self._go_on()
         row: DriverRow | None = self.db.execute(stmt.text, stmt.args(params)).fetchone()
         return row
 
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
+        self._go_on()
         self.db.execute(stmt.text, stmt.args(params))
+
+    def _go_on(self) -> None:
+        """On the worker thread, before each statement: stop if the caller has gone (see `run`)."""
+        if self.abandoned:
+            raise asyncio.CancelledError("the caller of this SQLite transaction was cancelled")
+
+    def in_transaction(self) -> bool:
+        return bool(self.conn.in_transaction)
+
+    async def reset(self, error: BaseException) -> None:
+        if self.conn.in_transaction:  # (`run` ends its transaction on the thread; this catches what it could not)
+            await self.conn.rollback()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -185,9 +284,28 @@ class AiosqliteTx(DriverTx):
         return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
-        """Run begin, work, commit (or rollback) on the worker thread, in one hop."""
-        # _execute is private and unannotated (see aiosqlite_fence.py); it returns what _run_to_end does.
-        result: T = await self.conn._execute(_run_to_end, self._transaction(work))  # type: ignore[no-untyped-call]
+        """Run begin, work, commit (or rollback) on the worker thread, in one hop.
+
+        Cancelling the awaiting task cannot call the hop back: the thread runs
+        it anyway. So a cancellation marks the transaction abandoned (it stops
+        before its next statement, and rolls back), interrupts the statement
+        running, if any (sqlite3's interrupt() is thread-safe; a statement
+        waiting for another process's lock waits on), and propagates at once.
+        The connection is then discarded, never returned to the pool: it
+        closes on its thread once the transaction is over. A transaction that
+        had already reached COMMIT commits; its caller still sees
+        CancelledError, so that write was not acknowledged.
+        """
+        try:
+            # _execute is private and unannotated (see aiosqlite_fence.py); it returns what _run_to_end does.
+            result: T = await self.conn._execute(_run_to_end, self._transaction(work))  # type: ignore[no-untyped-call]
+        except asyncio.CancelledError:
+            self.abandoned = True
+            try:
+                self.db.interrupt()
+            except Exception:  # noqa: BLE001 - the connection is closed already: nothing runs
+                pass
+            raise
         return result
 
     async def _transaction(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
@@ -196,7 +314,8 @@ class AiosqliteTx(DriverTx):
             result = await work(self)
             await self.commit()
         except BaseException:
-            await self.rollback()
+            if self.db.in_transaction:  # an interrupted statement may have rolled it back already
+                await self.rollback()
             raise
         return result
 
@@ -215,49 +334,110 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
 
 
-async def run_transaction(engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]]) -> T:
+async def run_transaction(
+    engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]], *, verify: bool = False
+) -> T:
     """Run `work` in one write transaction on a pooled driver connection."""
     if tx_class is AiosqliteTx:
-        pooled = await engine.raw_connection()
-        try:
-            return await AiosqliteTx(pooled.driver_connection).run(work)
-        finally:
-            await greenlet_spawn(pooled.close)
-    async with driver_transaction(engine, tx_class) as tx:
+        async with leased(engine, tx_class, verify=verify) as tx:
+            assert isinstance(tx, AiosqliteTx)
+            return await tx.run(work)
+    async with driver_transaction(engine, tx_class, verify=verify) as tx:
         return await work(tx)
 
 
 async def driver_fetchone(
-    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any]
+    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any], *, verify: bool = False
 ) -> DriverRow | None:
     """Run one statement on its own (the database commits it as it runs) and return its first row."""
-    pooled = await engine.raw_connection()
-    try:
-        return await tx_class(pooled.driver_connection).fetchone(stmt, params)
-    finally:
-        await greenlet_spawn(pooled.close)
+    async with leased(engine, tx_class, verify=verify) as tx:
+        tx.commit_sent = True  # from here on it may have committed
+        return await tx.fetchone(stmt, params)
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine, tx_class: type[DriverTx]) -> AsyncIterator[DriverTx]:
-    """Check out a pooled connection, run one transaction on its driver connection, return it.
+async def driver_transaction(
+    engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool = False
+) -> AsyncIterator[DriverTx]:
+    """One transaction on a leased driver connection: committed if the block succeeds.
 
-    The transaction always ends here (commit, or rollback on any error or
-    cancellation); a connection whose rollback fails is discarded, never
-    returned to the pool mid-transaction.
+    Any error or cancellation (even one landing on BEGIN or COMMIT) rolls it
+    back or discards the connection; see `leased`.
     """
-    pooled = await engine.raw_connection()
-    try:
-        tx = tx_class(pooled.driver_connection)
+    async with leased(engine, tx_class, verify=verify) as tx:
         await tx.begin()
+        yield tx
+        await tx.commit()
+
+
+@asynccontextmanager
+async def leased(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool = False) -> AsyncIterator[DriverTx]:
+    """A pooled connection's driver connection, given back to the pool clean or not at all.
+
+    After an error or a cancellation the connection is reset (rolled back) and
+    returned only if the driver then reports it open and outside a transaction;
+    otherwise it is invalidated. If it turned out dead, the error is raised as
+    ConnectionLost (`maybe_committed` from tx.commit_sent). `verify` pings the
+    connection first (see `_checkout`).
+    """
+    pooled, tx = await _checkout(engine, tx_class, verify=verify)
+    try:
+        yield tx
+    except BaseException as exc:
+        clean = lost = False
         try:
-            yield tx
-            await tx.commit()
+            clean = await _reset(tx, exc)
+        finally:  # also when the reset itself is cancelled
+            lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
+            if clean:
+                await greenlet_spawn(pooled.close)
+            else:
+                pooled.invalidate(exc)
+        if lost and isinstance(exc, Exception) and is_database_error(exc, engine.dialect):
+            raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
+        raise
+    await greenlet_spawn(pooled.close)
+
+
+async def _reset(tx: DriverTx, error: BaseException) -> bool:
+    """Roll back after an error or cancellation: True if the connection is then clean."""
+    if tx.is_closed() or tx.abandoned:
+        return False
+    try:
+        await asyncio.wait_for(tx.reset(error), RESET_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - whatever stopped the rollback, the connection is discarded
+        return False
+    return not tx.is_closed() and not tx.in_transaction()
+
+
+async def _checkout(
+    engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool
+) -> tuple[PoolProxiedConnection, DriverTx]:
+    """A pooled connection not known to be dead; with `verify`, one that answered a ping.
+
+    After a restart or failover the pool still holds connections the server
+    has dropped. asyncpg notices that on its own (is_closed), aiomysql only when
+    the connection is used, hence `verify` on a rerun after a lost connection.
+    Dead ones are invalidated and the next is taken: at most as many as were
+    idle in the pool, after which the pool connects afresh.
+    """
+    pool = engine.pool
+    tries = 2 + (pool.checkedin() if isinstance(pool, QueuePool) else 0)
+    for attempt in range(tries):
+        pooled = await engine.raw_connection()
+        tx = tx_class(pooled.driver_connection)
+        try:
+            if not tx.is_closed():
+                if verify:
+                    await tx.ping()
+                return pooled, tx
+            error: Exception = ConnectionError("the pool handed out a closed connection")
+        except Exception as exc:  # noqa: BLE001 - whatever failed the ping, the connection is discarded
+            error = exc
         except BaseException:
-            try:
-                await tx.rollback()
-            except BaseException:  # noqa: BLE001 - whatever stopped the rollback, the connection is discarded
-                pooled.invalidate()
+            pooled.invalidate()
             raise
-    finally:
-        await greenlet_spawn(pooled.close)
+        pooled.invalidate(error)
+        if attempt + 1 == tries:
+            raise ConnectionLost(error, maybe_committed=False) from error
+    raise AssertionError("unreachable")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import jsonvalue
@@ -35,7 +36,7 @@ from ..state import DELETE, ScopedDelta, apply_delta, merged_view
 from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
-from .errors import translate_errors
+from .errors import ConnectionLost, translate_errors
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_fetchone, run_transaction
 from .queries import Queries
@@ -120,28 +121,64 @@ class SQLSessionService(SessionService):
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in one SQLAlchemy write transaction (deletes, expiry refreshes)."""
 
-        async def attempt() -> T:
-            async with self.db.writer.begin() as conn:
-                return await work(conn)
+        async def attempt(fresh: bool) -> T:
+            committing = False
+            try:
+                async with self.db.writer.begin() as conn:
+                    result = await work(conn)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                # SQLAlchemy has invalidated the connection (and the pool's older ones).
+                if exc.connection_invalidated:
+                    raise ConnectionLost(exc, maybe_committed=committing) from exc
+                raise
 
         return await self._retrying(attempt)
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        await self._ensure_ready()
-        with translate_errors(self.engine):
-            async with self.engine.connect() as conn:
-                return await work(conn)
+        async def attempt(fresh: bool) -> T:
+            try:
+                async with self.engine.connect() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:  # a read commits nothing: always safe to rerun
+                    raise ConnectionLost(exc, maybe_committed=False) from exc
+                raise
+
+        return await self._retrying(attempt, write=False)
 
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run `work` in one write transaction on the driver connection."""
 
-        return await self._retrying(lambda: run_transaction(self.engine, self._tx_class, work))
+        return await self._retrying(lambda fresh: run_transaction(self.engine, self._tx_class, work, verify=fresh))
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run a write, rerunning it after a deadlock, serialization failure or busy database."""
+    async def _retrying(self, attempt: Callable[[bool], Awaitable[T]], *, write: bool = True) -> T:
+        """Run an operation, rerunning it once on a fresh connection if its connection died
+        (see _rerun_if_lost), and, for a write, after a deadlock, serialization failure or
+        busy database (Database.retrying, which also holds this process's write gate).
+        """
         await self._ensure_ready()
         with translate_errors(self.engine):
-            return await self.db.retrying(attempt)
+            if not write:
+                return await self._rerun_if_lost(attempt)
+            return await self.db.retrying(lambda: self._rerun_if_lost(attempt))
+
+    @staticmethod
+    async def _rerun_if_lost(attempt: Callable[[bool], Awaitable[T]]) -> T:
+        """`attempt(False)`; again as `attempt(True)` if its connection died before anything
+        could be committed.
+
+        True asks for a connection checked with a round trip: after a restart the
+        pool may hold more dead ones. A connection lost once the commit may have
+        been sent is not rerun: its ConnectionLost becomes OutcomeUnknownError.
+        """
+        try:
+            return await attempt(False)
+        except ConnectionLost as exc:
+            if exc.maybe_committed:
+                raise
+        return await attempt(True)
 
     # ------------------------------------------------------------------ sessions
 
@@ -321,9 +358,9 @@ class SQLSessionService(SessionService):
             params[f"{scope}_expires_at"] = at(expiry(now, ttl))
         stmt = self.w.append_in_one[self.options.soft_delete]
 
-        async def attempt() -> DriverRow | None:
+        async def attempt(fresh: bool) -> DriverRow | None:
             try:
-                return await driver_fetchone(self.engine, self._tx_class, stmt, params)
+                return await driver_fetchone(self.engine, self._tx_class, stmt, params, verify=fresh)
             except Exception as exc:
                 if self.rules.is_unique_violation(exc):  # most likely a retried id
                     return None
