@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sqlalchemy.engine import make_url
 
 import sessionstore as ss

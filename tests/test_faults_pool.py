@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sqlalchemy.engine import make_url
 
 import sessionstore as ss

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionstore.schema import migrate
+from sessionstore.sql.migrate import migrate
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
