@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sessionstore.sql.migrate import migrate
 from sqlalchemy.engine import make_url
 
 import sessionstore as ss
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.backends import SQL_BACKENDS, sql_database
 from tests.fault_checks import Acknowledged, compare_acknowledged, pooled_in_transaction, wait_no_open_transactions

@@ -14,10 +14,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sessionstore.sql.migrate import migrate
 from sqlalchemy.engine import make_url
 
 import sessionstore as ss
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.backends import SQL_BACKENDS, sql_database
 from tests.fault_checks import every_operation

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionstore.sql.migrate import migrate
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 import sessionstore as ss
 from sessionstore.sql.engine import make_engine
+from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.dbs import scratch_database
 from tests.fault_checks import Acknowledged, compare_acknowledged, every_operation
