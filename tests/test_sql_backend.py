@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import sessionstore as ss
-from sessionstore.cursor import Cursor
 from sessionstore.sql.engine import make_engine, normalize_url
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.native import NativeSQL, leased
@@ -1121,3 +1120,39 @@ async def test_an_unmigrated_database_raises_schema_error_unless_auto_migrate(ki
         async with ss.open_service(url, cleanup_interval=None) as checked:  # now at head: the check passes
             got = await checked.get_session(ss.Key("app", "u1", "s1"))
             assert got is not None and [ev.content for ev in got.events] == [1]
+
+
+# --------------------------------------------------------------------------- reads leave no transaction
+
+
+async def test_reads_leave_no_transaction_open_on_mysql() -> None:
+    """MySQL/MariaDB: a SELECT with autocommit off opens a transaction that holds metadata locks
+    (the server does not even report it), and our pool does not roll back on check-in, so an
+    idle pooled connection after a read would make a migration's ALTER wait. Every read ends
+    its transaction, with a COMMIT sent along with the SELECT. (PostgreSQL and SQLite reads run
+    outside any transaction.)"""
+    import aiomysql  # a connection of our own, outside the service's pool
+
+    async with sql_database("mysql") as db_url:
+        await migrate(db_url)
+        svc = ss.open_service(db_url, cleanup_interval=None, pool_size=1, max_overflow=0)
+        assert isinstance(svc, SQLSessionService)
+        async with svc:
+            k = ss.Key("app", "u1", "s1")
+            session = await svc.create_session(k, state={"app:a": 1, "user:b": 2})
+            await svc.append_event(session, ss.Event(author="user", content="hi"))
+            assert (await svc.get_session(k)) is not None
+            assert (await svc.list_sessions(k.user_key)).sessions
+            assert await svc.list_app_state("app") == {"a": 1} and await svc.list_user_state(k.user_key) == {"b": 2}
+
+            url = make_url(db_url)
+            other = await aiomysql.connect(host=url.host, port=url.port or 3306, user=url.username,
+                                           password=url.password or "", db=url.database, autocommit=True)
+            try:
+                async with other.cursor() as cursor:
+                    await cursor.execute("SET SESSION lock_wait_timeout = 2")
+                    for table in ("sessions", "events", "app_state", "user_state"):
+                        # Needs an exclusive metadata lock: fails after 2 s if the pooled connection holds one.
+                        await cursor.execute(f"ALTER TABLE {svc.table_prefix}{table} COMMENT = 'checked'")
+            finally:
+                other.close()

@@ -258,10 +258,13 @@ class AiomysqlTx(DriverTx):
         # With autocommit off the SELECT opens a transaction, which holds metadata
         # locks (a migration's ALTER would wait on an idle pooled connection) even
         # though the server does not report it: end it before the connection goes back.
+        # aiomysql (through pymysql) always asks for multi-statements, so the COMMIT travels
+        # with the SELECT: one round trip. Values are escaped by the driver, never spliced.
         async with self.conn.cursor() as cursor:
-            await cursor.execute(stmt.text, stmt.args(params))
+            await cursor.execute(stmt.text + "; COMMIT", stmt.args(params))
             rows: list[DriverRow] = await cursor.fetchall()
-        await self.conn.commit()
+            while await cursor.nextset():
+                pass
         return rows
 
     @staticmethod
