@@ -21,6 +21,8 @@ kind  columns used
 2, 3  app / user state: s1 state_key, j1 value
 ====  =========================================================================
 
+List pages and state reads use only the columns they need (``_NARROW``).
+
 A UNION ALL gives no order, so a row carries what orders it: events their
 seq, list rows their row number in the database's own ORDER BY (the
 database's collation decides the order of ids, and the page's cursor must
@@ -45,13 +47,17 @@ from .native import DriverRow, DriverTx, NativeSQL
 Decode = Callable[[Any], Any]
 
 _COLUMNS = ("kind", "n1", "n2", "n3", "t1", "t2", "s1", "s2", "s3", "s4", "j1", "j2", "j3", "j4")
+"""A session read's columns (events need the most)."""
+_NARROW = ("kind", "n1", "n2", "t1", "t2", "s1", "j1")
+"""A list page's and a state read's: every column a row carries is parsed, NULL or not, and
+a pure-Python driver (aiomysql) pays for each."""
 SESSION, EVENT, APP, USER = 0, 1, 2, 3
 
 
-def _part(kind: int, source: str, where: str, **columns: str) -> str:
-    """One SELECT of the union: `columns` by their union name, NULL for the rest."""
-    values = [str(kind)] + [columns.get(c, "NULL") for c in _COLUMNS[1:]]
-    selected = ", ".join(f"{v} AS {c}" for v, c in zip(values, _COLUMNS, strict=True))
+def _part(kind: int, source: str, where: str, layout: tuple[str, ...] = _COLUMNS, **columns: str) -> str:
+    """One SELECT of the union: `columns` by their union name, NULL for the rest of `layout`."""
+    values = [str(kind)] + [columns.get(c, "NULL") for c in layout[1:]]
+    selected = ", ".join(f"{v} AS {c}" for v, c in zip(values, layout, strict=True))
     return f"SELECT {selected} FROM {source}" + (f" WHERE {where}" if where else "")
 
 
@@ -70,13 +76,16 @@ class ReadSQL:
             return f"{rules.active_sql(alias + '.')} AND ({alias}.expires_at IS NULL OR {alias}.expires_at > :now)"
 
         live = f"s.app_name = :app_name AND s.user_id = :user_id AND s.session_id = :session_id AND {alive('s')}"
-        shared = [
-            _part(APP, f"{app_state} a", f"a.app_name = :app_name AND {alive('a')}", s1="a.state_key", j1="a.value"),
-            _part(
-                USER, f"{user_state} u", f"u.app_name = :app_name AND u.user_id = :user_id AND {alive('u')}",
-                s1="u.state_key", j1="u.value",
-            ),
-        ]
+        def shared_parts(layout: tuple[str, ...]) -> list[str]:
+            return [
+                _part(APP, f"{app_state} a", f"a.app_name = :app_name AND {alive('a')}", layout, s1="a.state_key", j1="a.value"),
+                _part(
+                    USER, f"{user_state} u", f"u.app_name = :app_name AND u.user_id = :user_id AND {alive('u')}", layout,
+                    s1="u.state_key", j1="u.value",
+                ),
+            ]
+
+        shared, narrow_shared = shared_parts(_COLUMNS), shared_parts(_NARROW)
         session_part = _part(
             SESSION, f"{sessions} s", live, n1="s.pk", n2="s.version", n3="s.last_seq",
             t1="s.created_at", t2="s.updated_at", s1="s.session_id", j1="s.state",
@@ -121,15 +130,15 @@ class ReadSQL:
                 f"WHERE s.app_name = :app_name AND s.user_id = :user_id AND {alive('s')}{keyset} {order} LIMIT :limit"
             )
             return _part(
-                SESSION, f"({inner}) x", "", n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
+                SESSION, f"({inner}) x", "", _NARROW, n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
                 s1="x.session_id", j1="x.state",
             )
 
         self.page_in_position_order = not rules.ids_sort_as_code_points
-        self.page: dict[bool, NativeSQL] = {c: sql(union.join([page(c), *shared])) for c in (False, True)}
+        self.page: dict[bool, NativeSQL] = {c: sql(union.join([page(c), *narrow_shared])) for c in (False, True)}
         """one page of a user's sessions (+ keyset cursor) + shared state, by ``cursor is not None``."""
-        self.app_state = sql(shared[0])
-        self.user_state = sql(shared[1])
+        self.app_state = sql(narrow_shared[0])
+        self.user_state = sql(narrow_shared[1])
 
 
 
@@ -167,7 +176,7 @@ def decode_session(rows: Sequence[DriverRow], driver: type[DriverTx], key: Key) 
 def decode_page(
     rows: Sequence[DriverRow], driver: type[DriverTx], user_key: UserKey, *, by_position: bool
 ) -> list[Session]:
-    """The rows of ReadSQL.page as Sessions (no events), in the database's order: by each
+    """The rows of ReadSQL.page (the narrow layout) as Sessions (no events), in the database's order: by each
     row's position where the statement gives one, else newest first, ids descending."""
     json, text, time = driver.json_out, driver.text_out, driver.time_out
     page: list[tuple[Any, Session]] = []
@@ -177,12 +186,12 @@ def decode_page(
         kind = row[0]
         if kind == SESSION:
             session = Session(
-                id=text(row[6]), app_name=user_key.app_name, user_id=user_key.user_id,
-                state=json(row[10]), events=[], version=row[2], created_at=time(row[4]), updated_at=time(row[5]),
+                id=text(row[5]), app_name=user_key.app_name, user_id=user_key.user_id,
+                state=json(row[6]), events=[], version=row[2], created_at=time(row[3]), updated_at=time(row[4]),
             )
             page.append((row[1] if by_position else (session.updated_at, session.id), session))
         else:
-            (app if kind == APP else user)[text(row[6])] = json(row[10])
+            (app if kind == APP else user)[text(row[5])] = json(row[6])
     page.sort(key=_first, reverse=not by_position)
     for _, session in page:
         session.state = merged_view(session.state, app, user)
@@ -192,7 +201,7 @@ def decode_page(
 def decode_state(rows: Sequence[DriverRow], driver: type[DriverTx]) -> dict[str, Any]:
     """The rows of ReadSQL.app_state / user_state as {key: value}."""
     json, text = driver.json_out, driver.text_out
-    return {text(row[6]): json(row[10]) for row in rows}
+    return {text(row[5]): json(row[6]) for row in rows}
 
 
 def _first(item: tuple[Any, Any]) -> Any:
