@@ -65,6 +65,9 @@ class DialectRules:
     """May tables live in a named schema (the ``schema`` option)? PostgreSQL only."""
     has_named_locks = True
     """Does the database have named locks (advisory locks, GET_LOCK)? SQLite's write lock stands in."""
+    ids_sort_as_code_points = True
+    """Do id columns order as their code points (binary collations)? Not PostgreSQL's
+    VARCHAR, which sorts by the database's collation."""
     partial_index_option: str | None = None
     """The SQLAlchemy dialect-option key under which partial indexes keep their WHERE (drift checks)."""
 
@@ -197,6 +200,7 @@ class PostgresRules(DialectRules):
     install_extra = "postgres"
     writable_ctes = True
     supports_schemas = True
+    ids_sort_as_code_points = False
     partial_index_option = "postgresql"
 
     def json_param(self, name: str) -> str:

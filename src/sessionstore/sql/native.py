@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 import aiosqlite
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -126,6 +127,27 @@ class DriverTx:
         """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
         raise NotImplementedError
 
+    async def read(self, stmt: NativeSQL, params: Mapping[str, Any]) -> list[DriverRow]:
+        """Run one SELECT outside any transaction of ours (one statement: one snapshot); all its rows."""
+        raise NotImplementedError
+
+    # How this driver returns the columns a read decodes (sql/reads.py):
+    @staticmethod
+    def json_out(value: Any) -> Any:
+        """A JSON column's value (JSON text, or None for SQL NULL), decoded."""
+        return None if value is None else orjson.loads(value)
+
+    @staticmethod
+    def text_out(value: Any) -> Any:
+        """An id or label column's value as str."""
+        return value
+
+    @staticmethod
+    def time_out(value: Any) -> datetime:
+        """A UTCDateTime column's value as an aware UTC datetime."""
+        # asyncpg gives aware UTC datetimes, except datetime.max (naive) at the top of the range.
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+
     @staticmethod
     def time(value: datetime | None) -> datetime | str | None:
         """A UTC datetime as this driver stores it (see sql/column_types.UTCDateTime)."""
@@ -179,6 +201,14 @@ class AsyncpgTx(DriverTx):
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
         await self.conn.execute(stmt.text, *stmt.args(params))
 
+    async def read(self, stmt: NativeSQL, params: Mapping[str, Any]) -> list[DriverRow]:
+        rows: list[DriverRow] = await self.conn.fetch(stmt.text, *stmt.args(params))
+        return rows
+
+    @staticmethod
+    def json_out(value: Any) -> Any:
+        return value  # decoded already: SQLAlchemy's asyncpg dialect installs json/jsonb codecs
+
 
 class AiomysqlTx(DriverTx):
     """aiomysql connections run with autocommit off: the first statement opens the transaction."""
@@ -224,6 +254,27 @@ class AiomysqlTx(DriverTx):
         await self.cursor.execute(stmt.text, stmt.args(params))
         return self.cursor.lastrowid if self.cursor.rowcount == 1 else None
 
+    async def read(self, stmt: NativeSQL, params: Mapping[str, Any]) -> list[DriverRow]:
+        # With autocommit off the SELECT opens a transaction, which holds metadata
+        # locks (a migration's ALTER would wait on an idle pooled connection) even
+        # though the server does not report it: end it before the connection goes back.
+        # aiomysql (through pymysql) always asks for multi-statements, so the COMMIT travels
+        # with the SELECT: one round trip. Values are escaped by the driver, never spliced.
+        async with self.conn.cursor() as cursor:
+            await cursor.execute(stmt.text + "; COMMIT", stmt.args(params))
+            rows: list[DriverRow] = await cursor.fetchall()
+            while await cursor.nextset():
+                pass
+        return rows
+
+    @staticmethod
+    def text_out(value: Any) -> Any:
+        return value.decode() if isinstance(value, (bytes, bytearray)) else value  # VARBINARY ids
+
+    @staticmethod
+    def time_out(value: Any) -> datetime:
+        return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]  # DATETIME(6), stored in UTC
+
     @staticmethod
     def time(value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
@@ -260,6 +311,16 @@ class AiosqliteTx(DriverTx):
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
         self._go_on()
         self.db.execute(stmt.text, stmt.args(params))
+
+    async def read(self, stmt: NativeSQL, params: Mapping[str, Any]) -> list[DriverRow]:
+        # aiosqlite's public call: the statement and its rows in one hop to the connection's thread.
+        rows = await self.conn.execute_fetchall(stmt.text, stmt.args(params))
+        return list(rows)
+
+    @staticmethod
+    def time_out(value: Any) -> datetime:
+        # The text AiosqliteTx.time writes, read as UTC (concatenating beats .replace(tzinfo=) by 5x).
+        return datetime.fromisoformat(value + "+00:00")
 
     def _go_on(self) -> None:
         """On the worker thread, before each statement: stop if the caller has gone (see `run`)."""
@@ -344,6 +405,14 @@ async def run_transaction(
             return await tx.run(work)
     async with driver_transaction(engine, tx_class, verify=verify) as tx:
         return await work(tx)
+
+
+async def driver_read(
+    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any], *, verify: bool = False
+) -> list[DriverRow]:
+    """Run one read-only statement on a leased driver connection and return its rows."""
+    async with leased(engine, tx_class, verify=verify) as tx:
+        return await tx.read(stmt, params)
 
 
 async def driver_fetchone(

@@ -32,14 +32,15 @@ from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
-from ..state import DELETE, ScopedDelta, apply_delta, merged_view
+from ..state import DELETE, ScopedDelta, apply_delta
 from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
 from .models import DEFAULT_PREFIX
-from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_fetchone, run_transaction
+from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_fetchone, driver_read, run_transaction
 from .queries import Queries
+from .reads import ReadSQL, decode_page, decode_session, decode_state
 from .writes import WriteSQL
 
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class SQLSessionService(SessionService):
         self.tables = self.db.tables
         self.q = Queries(self.tables, self.rules)
         self._tx_class = DRIVER_TX[self.rules.name]
+        self.r = ReadSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self._owns_engine = owns_engine
         self._ready = False
@@ -148,6 +150,12 @@ class SQLSessionService(SessionService):
 
         return await self._retrying(attempt, write=False)
 
+    async def _driver_read(self, stmt: NativeSQL, params: dict[str, Any]) -> list[DriverRow]:
+        """Run one read statement (sql/reads.py) on a leased driver connection."""
+        return await self._retrying(
+            lambda fresh: driver_read(self.engine, self._tx_class, stmt, params, verify=fresh), write=False
+        )
+
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run `work` in one write transaction on the driver connection."""
 
@@ -201,32 +209,17 @@ class SQLSessionService(SessionService):
             await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
 
         await self._native(work)
-        shared = await self._read(lambda conn: self._shared_state(conn, key.app_name, key.user_id, now))
+        found = await self._read_session(key, 0, None, now)
+        if found is not None:
+            return found[0]
+        # Gone already (a concurrent delete, or a TTL shorter than the clock's step): what was created.
         return Session(
-            id=key.session_id, app_name=key.app_name, user_id=key.user_id,
-            state=merged_view(scoped.session, *shared), events=[], version=0,
-            created_at=now, updated_at=now,
+            id=key.session_id, app_name=key.app_name, user_id=key.user_id, state=dict(scoped.session),
+            events=[], version=0, created_at=now, updated_at=now,
         )
 
     async def _get_session(self, key: Key, limit: int, after: datetime | None, now: datetime) -> Session | None:
-        params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
-
-        async def work(conn: AsyncConnection) -> tuple[Session, int] | None:
-            row = (await conn.execute(self.q.read_session, params)).first()
-            if row is None:
-                return None
-            events: list[Event] = []
-            if limit > 0 and row.last_seq > 0:
-                rows = (await conn.execute(self.q.newest_events(row.pk, limit, after, row.last_seq))).all()
-                events = [_event(r) for r in reversed(rows)]
-            shared = await self._shared_state(conn, key.app_name, key.user_id, now)
-            return Session(
-                id=key.session_id, app_name=key.app_name, user_id=key.user_id,
-                state=merged_view(row.state, *shared), events=events, version=row.version,
-                created_at=row.created_at, updated_at=row.updated_at,
-            ), row.pk
-
-        found = await self._read(work)
+        found = await self._read_session(key, limit, after, now)
         if found is None:
             return None
         session, pk = found
@@ -235,23 +228,32 @@ class SQLSessionService(SessionService):
             await self._write(lambda conn: conn.execute(self.q.refresh_expiry(pk, new_expiry)))
         return session
 
-    async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
-        async def work(conn: AsyncConnection) -> list[Session]:
-            stmt = self.q.list_sessions(user_key.app_name, user_key.user_id, limit, after, now)
-            rows = (await conn.execute(stmt)).all()
-            if not rows:
-                return []
-            shared = await self._shared_state(conn, user_key.app_name, user_key.user_id, now)
-            return [
-                Session(
-                    id=r.session_id, app_name=user_key.app_name, user_id=user_key.user_id,
-                    state=merged_view(r.state, *shared), events=[], version=r.version,
-                    created_at=r.created_at, updated_at=r.updated_at,
-                )
-                for r in rows
-            ]
+    async def _read_session(
+        self, key: Key, limit: int, after: datetime | None, now: datetime
+    ) -> tuple[Session, int] | None:
+        """The session with its newest `limit` events and merged state, and its pk; one statement."""
+        time = self._tx_class.time
+        params: dict[str, Any] = {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": time(now),
+        }
+        if limit == 0:
+            stmt = self.r.session_only
+        else:
+            stmt = self.r.session[after is not None]
+            params["limit"] = limit
+            if after is not None:
+                params["after"] = time(after)
+        return decode_session(await self._driver_read(stmt, params), self._tx_class, key)
 
-        return await self._read(work)
+    async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
+        time = self._tx_class.time
+        params: dict[str, Any] = {
+            "app_name": user_key.app_name, "user_id": user_key.user_id, "now": time(now), "limit": limit,
+        }
+        if after is not None:
+            params.update(c_updated=time(after.updated_at), c_id=after.session_id)
+        rows = await self._driver_read(self.r.page[after is not None], params)
+        return decode_page(rows, self._tx_class, user_key, by_position=self.r.page_in_position_order)
 
     async def _delete_session(self, key: Key, now: datetime) -> None:
         stmt = self.q.delete_session(key.app_name, key.user_id, key.session_id, now, soft=self.options.soft_delete)
@@ -412,13 +414,12 @@ class SQLSessionService(SessionService):
         await self._native(lambda tx: self._apply_shared(tx, scoped, app_name, user_id, now))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
-        stmt = self.q.state_rows(self.tables.app_state, {"app_name": app_name}, now)
-        return await self._read(lambda conn: _rows_to_dict(conn, stmt))
+        params = {"app_name": app_name, "now": self._tx_class.time(now)}
+        return decode_state(await self._driver_read(self.r.app_state, params), self._tx_class)
 
     async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]:
-        owner = {"app_name": user_key.app_name, "user_id": user_key.user_id}
-        stmt = self.q.state_rows(self.tables.user_state, owner, now)
-        return await self._read(lambda conn: _rows_to_dict(conn, stmt))
+        params = {"app_name": user_key.app_name, "user_id": user_key.user_id, "now": self._tx_class.time(now)}
+        return decode_state(await self._driver_read(self.r.user_state, params), self._tx_class)
 
     # ------------------------------------------------------------------ cleanup
 
@@ -465,16 +466,6 @@ class SQLSessionService(SessionService):
                     await tx.execute(sql.upsert, params)
                 else:
                     await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
-
-    async def _shared_state(
-        self, conn: AsyncConnection, app_name: str, user_id: str, now: datetime
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(app state, user state) in one round trip."""
-        app: dict[str, Any] = {}
-        user: dict[str, Any] = {}
-        for scope, name, value in await conn.execute(self.q.shared_state(app_name, user_id, now)):
-            (app if scope == "a" else user)[name] = value
-        return app, user
 
 
 def _event(row: Any) -> Event:

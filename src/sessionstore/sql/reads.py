@@ -1,0 +1,247 @@
+"""The SQL of every hot read, hand-written, compiled once per driver, one statement each.
+
+A session read needs the session row, its newest events and the app and user
+state; a list page needs the page and the same shared state. Through
+SQLAlchemy's execution layer that was three statements inside BEGIN ...
+ROLLBACK, each built again from expression objects on every call. Here each
+read is one statement, a UNION ALL of its parts, run on the driver's own
+connection (sql/native.py) in one round trip (one hop to aiosqlite's thread),
+and its rows are decoded straight to the public records.
+
+Every part of a UNION ALL has the same 14 columns; ``kind`` says which part a
+row belongs to:
+
+====  =========================================================================
+kind  columns used
+====  =========================================================================
+0     session: n1 pk (or its row number in a list page), n2 version, n3 last_seq,
+      t1 created_at, t2 updated_at, s1 session_id, j1 state
+1     event: n1 seq, t1 timestamp, s1 event_id, s2 author, s3 invocation_id,
+      s4 branch, j1 content, j2 state_delta, j3 state_removed, j4 meta
+2, 3  app / user state: s1 state_key, j1 value
+====  =========================================================================
+
+List pages and state reads use only the columns they need (``_NARROW``).
+
+A UNION ALL gives no order, so a row carries what orders it: events their
+seq, list rows their row number in the database's own ORDER BY (the
+database's collation decides the order of ids, and the page's cursor must
+agree with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Dialect
+
+from ..keys import Key, UserKey
+from ..records import Event, Session
+from ..state import DELETE, merged_view
+from .dialects import DialectRules
+from .models import Tables
+from .native import DriverRow, DriverTx, NativeSQL
+
+Decode = Callable[[Any], Any]
+
+_COLUMNS = ("kind", "n1", "n2", "n3", "t1", "t2", "s1", "s2", "s3", "s4", "j1", "j2", "j3", "j4")
+"""A session read's columns (events need the most)."""
+_NARROW = ("kind", "n1", "n2", "t1", "t2", "s1", "j1")
+"""A list page's and a state read's: every column a row carries is parsed, NULL or not, and
+a pure-Python driver (aiomysql) pays for each."""
+SESSION, EVENT, APP, USER = 0, 1, 2, 3
+
+
+def _part(kind: int, source: str, where: str, layout: tuple[str, ...] = _COLUMNS, **columns: str) -> str:
+    """One SELECT of the union: `columns` by their union name, NULL for the rest of `layout`."""
+    values = [str(kind)] + [columns.get(c, "NULL") for c in layout[1:]]
+    selected = ", ".join(f"{v} AS {c}" for v, c in zip(values, layout, strict=True))
+    return f"SELECT {selected} FROM {source}" + (f" WHERE {where}" if where else "")
+
+
+class ReadSQL:
+    """Prebuilt read statements for one service (its tables, dialect and driver)."""
+
+    def __init__(self, tables: Tables, rules: DialectRules, dialect: Dialect, style: str) -> None:
+        name = dialect.identifier_preparer.format_table
+        sessions, events = name(tables.sessions), name(tables.events)
+        app_state, user_state = name(tables.app_state), name(tables.user_state)
+
+        def sql(text: str) -> NativeSQL:
+            return NativeSQL(text, style)
+
+        def alive(alias: str) -> str:
+            return f"{rules.active_sql(alias + '.')} AND ({alias}.expires_at IS NULL OR {alias}.expires_at > :now)"
+
+        live = f"s.app_name = :app_name AND s.user_id = :user_id AND s.session_id = :session_id AND {alive('s')}"
+        def shared_parts(layout: tuple[str, ...]) -> list[str]:
+            return [
+                _part(APP, f"{app_state} a", f"a.app_name = :app_name AND {alive('a')}", layout, s1="a.state_key", j1="a.value"),
+                _part(
+                    USER, f"{user_state} u", f"u.app_name = :app_name AND u.user_id = :user_id AND {alive('u')}", layout,
+                    s1="u.state_key", j1="u.value",
+                ),
+            ]
+
+        shared, narrow_shared = shared_parts(_COLUMNS), shared_parts(_NARROW)
+        session_part = _part(
+            SESSION, f"{sessions} s", live, n1="s.pk", n2="s.version", n3="s.last_seq",
+            t1="s.created_at", t2="s.updated_at", s1="s.session_id", j1="s.state",
+        )
+
+        def newest_events(after: bool) -> str:
+            # The newest :limit events through the (session_pk, seq) index, read backwards.
+            since = " AND e.timestamp >= :after" if after else ""
+            # The session's pk as a scalar subquery, not a join: the planner then knows it is
+            # one value and walks the index backwards (with a join PostgreSQL chose a scan).
+            inner = (
+                "SELECT e.seq, e.timestamp, e.event_id, e.author, e.invocation_id, e.branch, e.content, "
+                f"e.state_delta, e.state_removed, e.meta FROM {events} e "
+                f"WHERE e.session_pk = (SELECT s.pk FROM {sessions} s WHERE {live}){since} ORDER BY e.seq DESC LIMIT :limit"
+            )
+            return _part(
+                EVENT, f"({inner}) x", "", n1="x.seq", t1="x.timestamp", s1="x.event_id", s2="x.author",
+                s3="x.invocation_id", s4="x.branch", j1="x.content", j2="x.state_delta", j3="x.state_removed",
+                j4="x.meta",
+            )
+
+        union = " UNION ALL "
+        self.session: dict[bool, NativeSQL] = {
+            after: sql(union.join([session_part, newest_events(after), *shared])) for after in (False, True)
+        }
+        """session row + newest events (+ timestamp >= :after) + shared state, by ``after is not None``."""
+        self.session_only = sql(union.join([session_part, *shared]))
+        """session row + shared state, for event_num=0."""
+
+        def page(after_cursor: bool) -> str:
+            keyset = (
+                " AND (s.updated_at < :c_updated OR (s.updated_at = :c_updated AND s.session_id < :c_id))"
+                if after_cursor else ""
+            )
+            order = "ORDER BY s.updated_at DESC, s.session_id DESC"
+            # Where ids compare as code points, Python can restore the database's order from
+            # (updated_at, session_id); elsewhere (PostgreSQL's collations) each row carries its
+            # position. (A window function would cost MySQL/MariaDB a scan and a sort.)
+            position = "NULL" if rules.ids_sort_as_code_points else f"ROW_NUMBER() OVER ({order})"
+            inner = (
+                f"SELECT {position} AS n, s.session_id, s.version, s.created_at, s.updated_at, s.state FROM {sessions} s "
+                f"WHERE s.app_name = :app_name AND s.user_id = :user_id AND {alive('s')}{keyset} {order} LIMIT :limit"
+            )
+            return _part(
+                SESSION, f"({inner}) x", "", _NARROW, n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
+                s1="x.session_id", j1="x.state",
+            )
+
+        self.page_in_position_order = not rules.ids_sort_as_code_points
+        self.page: dict[bool, NativeSQL] = {c: sql(union.join([page(c), *narrow_shared])) for c in (False, True)}
+        """one page of a user's sessions (+ keyset cursor) + shared state, by ``cursor is not None``."""
+        self.app_state = sql(narrow_shared[0])
+        self.user_state = sql(narrow_shared[1])
+
+
+
+# ------------------------------------------------------------------------------ rows to records
+
+
+def decode_session(rows: Sequence[DriverRow], driver: type[DriverTx], key: Key) -> tuple[Session, int] | None:
+    """The rows of ReadSQL.session(_only) as (Session with events in seq order, its pk), or
+    None when no session row came back (missing, expired or deleted)."""
+    json, text, time = driver.json_out, driver.text_out, driver.time_out
+    event = _event_decoder(driver)
+    head: DriverRow | None = None
+    events: list[tuple[int, Event]] = []
+    app: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    for row in rows:
+        kind = row[0]
+        if kind == EVENT:
+            events.append((row[1], event(row)))
+        elif kind == SESSION:
+            head = row
+        else:
+            (app if kind == APP else user)[text(row[6])] = json(row[10])
+    if head is None:
+        return None
+    events.sort(key=_first)
+    session = Session(
+        id=key.session_id, app_name=key.app_name, user_id=key.user_id,
+        state=merged_view(json(head[10]), app, user), events=[e for _, e in events], version=head[2],
+        created_at=time(head[4]), updated_at=time(head[5]),
+    )
+    return session, head[1]
+
+
+def decode_page(
+    rows: Sequence[DriverRow], driver: type[DriverTx], user_key: UserKey, *, by_position: bool
+) -> list[Session]:
+    """The rows of ReadSQL.page (the narrow layout) as Sessions (no events), in the database's order: by each
+    row's position where the statement gives one, else newest first, ids descending."""
+    json, text, time = driver.json_out, driver.text_out, driver.time_out
+    page: list[tuple[Any, Session]] = []
+    app: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    for row in rows:
+        kind = row[0]
+        if kind == SESSION:
+            session = Session(
+                id=text(row[5]), app_name=user_key.app_name, user_id=user_key.user_id,
+                state=json(row[6]), events=[], version=row[2], created_at=time(row[3]), updated_at=time(row[4]),
+            )
+            page.append((row[1] if by_position else (session.updated_at, session.id), session))
+        else:
+            (app if kind == APP else user)[text(row[5])] = json(row[6])
+    page.sort(key=_first, reverse=not by_position)
+    for _, session in page:
+        session.state = merged_view(session.state, app, user)
+    return [session for _, session in page]
+
+
+def decode_state(rows: Sequence[DriverRow], driver: type[DriverTx]) -> dict[str, Any]:
+    """The rows of ReadSQL.app_state / user_state as {key: value}."""
+    json, text = driver.json_out, driver.text_out
+    return {text(row[5]): json(row[6]) for row in rows}
+
+
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
+_DECODERS: dict[type[DriverTx], Callable[[DriverRow], Event]] = {}
+
+
+def _event_decoder(driver: type[DriverTx]) -> Callable[[DriverRow], Event]:
+    """A function from an event row to an Event, built once per driver.
+
+    A full read decodes a thousand rows; per row, the function calls it can
+    skip (ids that are str already, JSON text that needs no wrapper around
+    orjson, NULL columns) are a fair share of the cost.
+    """
+    known = _DECODERS.get(driver)
+    if known is not None:
+        return known
+    json: Decode = orjson.loads if driver.json_out is DriverTx.json_out else driver.json_out  # NULLs checked below
+    time = driver.time_out
+    text = None if driver.text_out is DriverTx.text_out else driver.text_out  # None: already str
+
+    def decode(row: DriverRow) -> Event:
+        delta = row[11]
+        delta = {} if delta is None else json(delta)
+        removed = row[12]
+        if removed is not None:
+            for name in json(removed):
+                delta[name] = DELETE
+        meta = row[13]
+        if text is None:
+            event_id, author, invocation_id, branch = row[6], row[7], row[8], row[9]
+        else:
+            event_id, author, invocation_id, branch = text(row[6]), text(row[7]), text(row[8]), text(row[9])
+        content = row[10]
+        return Event(  # positional, in the field order of records.Event (cheaper than keywords)
+            author, None if content is None else json(content), event_id, invocation_id, time(row[4]), delta,
+            False, branch, {} if meta is None else json(meta), row[1],
+        )
+
+    _DECODERS[driver] = decode
+    return decode
