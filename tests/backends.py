@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,4 +119,23 @@ async def sql_database(name: str) -> AsyncIterator[str]:
         yield url
 
 
-__all__ = ["BACKENDS", "SQL_BACKENDS", "Backend", "SQLBackend", "provision", "service_factory", "sql_database"]
+@dataclass
+class MigratedDb:
+    """A scratch database of one SQL kind with the schema installed (default prefix)."""
+
+    kind: str
+    url: str
+
+
+@asynccontextmanager
+async def migrated_database(name: str) -> AsyncIterator[MigratedDb]:
+    """sql_database(name), migrated: what the SQL test modules share as a module fixture."""
+    async with sql_database(name) as url:
+        await migrate(url)
+        yield MigratedDb(name, url)
+
+
+__all__ = [
+    "BACKENDS", "SQL_BACKENDS", "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
+    "service_factory", "sql_database",
+]

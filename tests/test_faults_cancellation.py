@@ -36,7 +36,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ from sqlalchemy.engine import make_url
 import sessionstore as ss
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
-from tests.backends import SQL_BACKENDS, sql_database
+from tests.backends import SQL_BACKENDS, MigratedDb, migrated_database, sql_database
 from tests.fault_checks import Acknowledged, compare_acknowledged, pooled_in_transaction, wait_no_open_transactions
 
 MAX_OPERATIONS = 1200
@@ -55,17 +54,14 @@ WORKERS = 4
 SESSIONS = 3
 
 
-@dataclass
-class Db:
-    kind: str
-    url: str
+Db = MigratedDb
 
 
 @pytest.fixture(scope="module", params=SQL_BACKENDS)
 async def db(request: pytest.FixtureRequest) -> AsyncIterator[Db]:
-    async with sql_database(request.param) as url:
-        await migrate(url)
-        yield Db(request.param, url)
+    """A scratch database of each SQL kind, migrated with the default prefix, for the whole module."""
+    async with migrated_database(request.param) as migrated:
+        yield migrated
 
 
 async def open_started(url: str, **options: Any) -> SQLSessionService:

@@ -23,7 +23,6 @@ import textwrap
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,7 +37,7 @@ from sessionstore.sql.engine import make_engine, normalize_url
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.native import NativeSQL, leased
 from sessionstore.sql.service import SQLSessionService
-from tests.backends import SQL_BACKENDS, sql_database
+from tests.backends import SQL_BACKENDS, MigratedDb, migrated_database, sql_database
 from tests.dbs import server_url
 
 PASSWORD = "S3cr3tPassw0rd"
@@ -48,18 +47,14 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-@dataclass
-class Db:
-    kind: str
-    url: str
+Db = MigratedDb
 
 
 @pytest.fixture(scope="module", params=SQL_BACKENDS)
 async def db(request: pytest.FixtureRequest) -> AsyncIterator[Db]:
     """A scratch database of each SQL kind, migrated with the default prefix, for the whole module."""
-    async with sql_database(request.param) as url:
-        await migrate(url)
-        yield Db(request.param, url)
+    async with migrated_database(request.param) as migrated:
+        yield migrated
 
 
 OpenService = Callable[..., Awaitable[SQLSessionService]]
