@@ -1,0 +1,278 @@
+"""The writes that claim a session row: appends (three paths) and session-state updates,
+and the app:/user: state writes that go with them.
+
+An append picks the fastest path the database allows (docs/backends.md):
+PostgreSQL's one statement, MySQL/MariaDB's update at the version the caller
+saw, else the general transaction (claim the row, check, insert, apply
+state). A fast path either stores the event exactly as the general path
+would, or changes nothing and reports so (None); the general path then tells
+"not found", "conflict" and "already stored" apart.
+
+Everything runs on the driver connection (sql/native.py) with the statements
+of sql/writes.py, through the service's retry loop (`native`, `retrying`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .. import jsonvalue
+from ..errors import ConflictError, SessionNotFoundError
+from ..events import PreparedEvent
+from ..keys import Key
+from ..options import ServiceOptions, expiry
+from ..records import Event
+from ..state import DELETE, ScopedDelta, apply_delta
+from .dialects import DialectRules
+from .native import DriverRow, DriverTx, NativeSQL, driver_fetchone
+from .writes import WriteSQL
+
+T = TypeVar("T")
+
+Appended = tuple[Event, int, bool]
+"""(the stored event, the session's version after it, whether it was stored before: a retry)."""
+
+
+class RunNative(Protocol):
+    """Run a transaction body on a driver connection, retried (the service's `_native`)."""
+
+    def __call__(self, work: Callable[[DriverTx], Awaitable[T]], /) -> Awaitable[T]: ...
+
+
+class Retrying(Protocol):
+    """Run an attempt (given: does it need a verified connection?), retried (the service's `_retrying`)."""
+
+    def __call__(self, attempt: Callable[[bool], Awaitable[T]], /) -> Awaitable[T]: ...
+
+
+StoredEvent = Callable[[Key, str, datetime], Awaitable[Appended]]
+"""The event a retried append had already stored, with the session's current version."""
+
+
+class SessionWrites:
+    """Appends and state writes for one service (its engine, dialect, statements and options)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rules: DialectRules,
+        w: WriteSQL,
+        options: ServiceOptions,
+        tx_class: type[DriverTx],
+        *,
+        native: RunNative,
+        retrying: Retrying,
+        stored_event: StoredEvent,
+    ) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.w = w
+        self.options = options
+        self._tx_class = tx_class
+        self._native = native
+        self._retrying = retrying
+        self._stored_event = stored_event
+
+    # ------------------------------------------------------------------ appends
+
+    async def append(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
+    ) -> Appended:
+        """Store the event: the dialect's fast path if it applies, else the general transaction."""
+        fast = None
+        if self.w.append_in_one is not None:
+            fast = await self._append_in_one(key, prepared, expected_version, now)
+        elif self.w.claim_at_version is not None and not prepared.scoped.session:
+            fast = await self._append_at_version(key, prepared, known_version, now)
+        if fast is not None:
+            return fast
+        return await self._append_in_transaction(key, prepared, expected_version, now)
+
+    async def _append_in_transaction(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> Appended:
+        """The general append: claim the row, check, set session state, insert, write shared state."""
+        scoped, event, w = prepared.scoped, prepared.event, self.w
+
+        async def work(tx: DriverTx) -> int:
+            pk, version, seq, state = await self._claim(tx, key, now, seq_step=1, with_state=bool(scoped.session))
+            if expected_version is not None and version != expected_version:
+                if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
+                    raise _AlreadyStored  # the id check comes first: a retry never conflicts
+                raise ConflictError(
+                    f"session {key.session_id!r} is at version {version}, not {expected_version}",
+                    expected=expected_version, actual=version,
+                )
+            if scoped.session:
+                new_state = apply_delta(state, scoped.session)
+                await tx.execute(w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
+            await self._insert_event(tx, w.insert_event, _event_row(prepared, tx.time, now) | {"session_pk": pk, "seq": seq})
+            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            event.seq = seq
+            return version + 1
+
+        try:
+            version = await self._native(work)
+        except _AlreadyStored:
+            return await self._stored_event(key, event.id, now)
+        return event, version, False
+
+    async def _append_at_version(
+        self, key: Key, prepared: PreparedEvent, known_version: int, now: datetime
+    ) -> Appended | None:
+        """MySQL/MariaDB, no session-state delta: append at the version the caller saw, without a SELECT."""
+        scoped, event, w = prepared.scoped, prepared.event, self.w
+        claim, insert_by_key = w.claim_at_version, w.insert_event_by_key
+        assert claim is not None and insert_by_key is not None
+        owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
+
+        async def work(tx: DriverTx) -> int | None:
+            seq = await tx.update_for_id(claim, owner | {
+                "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
+                "known_version": known_version,
+            })
+            if seq is None:
+                return None  # nothing was written
+            await self._insert_event(tx, insert_by_key, _event_row(prepared, tx.time, now) | owner)
+            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            return seq
+
+        try:
+            seq = await self._native(work)
+        except _AlreadyStored:
+            return await self._stored_event(key, event.id, now)
+        if seq is None:
+            return None
+        event.seq = seq
+        return event, known_version + 1, False
+
+    async def _append_in_one(
+        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+    ) -> Appended | None:
+        """PostgreSQL: the whole append as one statement."""
+        scoped, event = prepared.scoped, prepared.event
+        assert self.w.append_in_one is not None
+        at = self._tx_class.time
+        params = _event_row(prepared, at, now) | {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+            "now": at(now), "expires_at": at(expiry(now, self.options.session_ttl)), "expected": expected_version,
+        }
+        for scope, delta, ttl in (
+            ("state", scoped.session, self.options.session_ttl),
+            ("app", scoped.app, self.options.app_state_ttl),
+            ("user", scoped.user, self.options.user_state_ttl),
+        ):
+            params[f"{scope}_sets"] = jsonvalue.dumps_str({k: v for k, v in delta.items() if v is not DELETE})
+            params["state_removed_keys" if scope == "state" else f"{scope}_removed"] = [
+                k for k, v in delta.items() if v is DELETE
+            ]
+            params[f"{scope}_expires_at"] = at(expiry(now, ttl))
+        stmt = self.w.append_in_one[self.options.soft_delete]
+
+        async def attempt(fresh: bool) -> DriverRow | None:
+            try:
+                return await driver_fetchone(self.engine, self._tx_class, stmt, params, verify=fresh)
+            except Exception as exc:
+                if self.rules.is_unique_violation(exc):  # most likely a retried id
+                    return None
+                raise
+
+        row = await self._retrying(attempt)
+        if row is None:
+            return None
+        event.seq = row[2]
+        return event, row[1], False
+
+    async def _insert_event(self, tx: DriverTx, stmt: NativeSQL, row: dict[str, Any]) -> None:
+        try:
+            await tx.execute(stmt, row)
+        except Exception as exc:
+            if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
+                raise _AlreadyStored from None
+            raise
+
+    # ------------------------------------------------------------------ state
+
+    async def update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
+        async def work(tx: DriverTx) -> None:
+            pk, _, _, state = await self._claim(tx, key, now, seq_step=0, with_state=True)
+            new_state = apply_delta(state, scoped.session)
+            await tx.execute(self.w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
+            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+
+        await self._native(work)
+
+    async def _claim(
+        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, with_state: bool
+    ) -> tuple[int, int, int, dict[str, Any]]:
+        """Lock and bump the session row: (pk, version before, new last_seq, session state or {}).
+
+        Raises SessionNotFoundError if the session is not active.
+        """
+        w = self.w
+        params = {
+            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
+            "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
+            "seq_step": seq_step,
+        }
+        row = await tx.fetchone(w.claim_with_state if with_state else w.claim, params)
+        if row is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        if w.bump is not None:
+            await tx.execute(w.bump, {**params, "pk": row[0]})
+        return row[0], row[1], row[2], _json(row[3]) if with_state else {}
+
+    async def apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
+        """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
+        targets = [(self.w.app_state, {"app_name": app_name}, scoped.app, self.options.app_state_ttl)]
+        if user_id is not None:
+            targets.append((self.w.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, self.options.user_state_ttl))
+        at = tx.time(now)
+        for sql, owner, delta, ttl in targets:
+            expires_at = tx.time(expiry(now, ttl))
+            for name in sorted(delta, key=lock_order):
+                value = delta[name]
+                params = {**owner, "state_key": name, "now": at}
+                if value is not DELETE:
+                    params.update(value=jsonvalue.dumps_str(value), created_at=at, updated_at=at, expires_at=expires_at)
+                    await tx.execute(sql.upsert, params)
+                else:
+                    await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
+
+
+def lock_order(state_key: str) -> tuple[int, bytes]:
+    """The order shared-state keys are written (and so locked) in: PostgreSQL's jsonb key
+    order (shorter first, then bytewise), which the one-statement append follows too."""
+    raw = state_key.encode()
+    return len(raw), raw
+
+
+class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside this module, not an error
+    """Internal: the event id is already stored in the session; roll back and return that event."""
+
+
+def _event_row(
+    prepared: PreparedEvent, time: Callable[[datetime | None], datetime | str | None], now: datetime
+) -> dict[str, Any]:
+    """The event's column values as the hand-written SQL binds them (all but session_pk and seq)."""
+    event = prepared.event
+    content_json, meta_json, delta_json = prepared.json
+    removed = [k for k, v in event.state_delta.items() if v is DELETE]
+    return {
+        "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
+        "branch": event.branch, "timestamp": time(event.timestamp), "content": content_json,
+        "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
+        "meta": meta_json, "created_at": time(now), "updated_at": time(now),
+    }
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as the driver returned it (text on every driver we use), decoded."""
+    return jsonvalue.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+__all__ = ["SessionWrites", "lock_order"]
