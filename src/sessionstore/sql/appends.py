@@ -15,6 +15,7 @@ of sql/writes.py, through the service's retry loop (`native`, `retrying`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -83,23 +84,26 @@ class SessionWrites:
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> Appended:
         """Store the event: the dialect's fast path if it applies, else the general transaction."""
-        fast = None
         if self.w.append_in_one is not None:
             fast = await self._append_in_one(key, prepared, expected_version, now)
-        elif self.w.claim_at_version is not None and not prepared.scoped.session:
-            fast = await self._append_at_version(key, prepared, known_version, now)
-        if fast is not None:
-            return fast
-        return await self._append_in_transaction(key, prepared, expected_version, now)
+            if fast is not None:
+                return fast
+        fold = self._fold(prepared.scoped.session)
+        if self.w.claim_at_version is not None and fold is not None:
+            fast = await self._append_at_version(key, prepared, fold, known_version, now)
+            if fast is not None:
+                return fast
+        return await self._append_in_transaction(key, prepared, fold, expected_version, now)
 
     async def _append_in_transaction(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
+        self, key: Key, prepared: PreparedEvent, fold: _Fold | None, expected_version: int | None, now: datetime
     ) -> Appended:
-        """The general append: claim the row, check, set session state, insert, write shared state."""
+        """The general append: claim the row (and apply the session-state delta), check, insert,
+        write shared state. A conflict or a retried id rolls the claim back."""
         scoped, event, w = prepared.scoped, prepared.event, self.w
 
         async def work(tx: DriverTx) -> int:
-            pk, version, seq, state = await self._claim(tx, key, now, seq_step=1, with_state=bool(scoped.session))
+            pk, version, seq = await self._claim(tx, key, now, seq_step=1, delta=scoped.session, fold=fold)
             if expected_version is not None and version != expected_version:
                 if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
                     raise _AlreadyStored  # the id check comes first: a retry never conflicts
@@ -107,9 +111,6 @@ class SessionWrites:
                     f"session {key.session_id!r} is at version {version}, not {expected_version}",
                     expected=expected_version, actual=version,
                 )
-            if scoped.session:
-                new_state = apply_delta(state, scoped.session)
-                await tx.execute(w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
             await self._insert_event(tx, w.insert_event, _event_row(prepared, tx.time, now) | {"session_pk": pk, "seq": seq})
             await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
             event.seq = seq
@@ -122,16 +123,18 @@ class SessionWrites:
         return event, version, False
 
     async def _append_at_version(
-        self, key: Key, prepared: PreparedEvent, known_version: int, now: datetime
+        self, key: Key, prepared: PreparedEvent, fold: _Fold, known_version: int, now: datetime
     ) -> Appended | None:
-        """MySQL/MariaDB, no session-state delta: append at the version the caller saw, without a SELECT."""
+        """MySQL/MariaDB: append at the version the caller saw, without a SELECT; the
+        session-state delta goes into the same UPDATE."""
         scoped, event, w = prepared.scoped, prepared.event, self.w
-        claim, insert_by_key = w.claim_at_version, w.insert_event_by_key
-        assert claim is not None and insert_by_key is not None
+        insert_by_key = w.insert_event_by_key
+        assert insert_by_key is not None
+        claim = w.folded("claim_at_version", *fold.shape)
         owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
 
         async def work(tx: DriverTx) -> int | None:
-            seq = await tx.update_for_id(claim, owner | {
+            seq = await tx.update_for_id(claim, owner | fold.params | {
                 "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
                 "known_version": known_version,
             })
@@ -198,20 +201,23 @@ class SessionWrites:
     # ------------------------------------------------------------------ state
 
     async def update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
+        fold = self._fold(scoped.session)
+
         async def work(tx: DriverTx) -> None:
-            pk, _, _, state = await self._claim(tx, key, now, seq_step=0, with_state=True)
-            new_state = apply_delta(state, scoped.session)
-            await tx.execute(self.w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
+            await self._claim(tx, key, now, seq_step=0, delta=scoped.session, fold=fold)
             await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
 
         await self._native(work)
 
     async def _claim(
-        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, with_state: bool
-    ) -> tuple[int, int, int, dict[str, Any]]:
-        """Lock and bump the session row: (pk, version before, new last_seq, session state or {}).
+        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, delta: dict[str, Any], fold: _Fold | None
+    ) -> tuple[int, int, int]:
+        """Lock and bump the session row and apply the session-state `delta` to it:
+        (pk, version before, new last_seq).
 
-        Raises SessionNotFoundError if the session is not active.
+        The delta goes into the claim's UPDATE (`fold`, see `_fold`); without a fold the
+        state is read with the claim and written back whole. Raises SessionNotFoundError
+        if the session is not active.
         """
         w = self.w
         params = {
@@ -219,12 +225,42 @@ class SessionWrites:
             "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
             "seq_step": seq_step,
         }
-        row = await tx.fetchone(w.claim_with_state if with_state else w.claim, params)
+        if fold is not None:
+            params.update(fold.params)
+        if w.bump is None:  # UPDATE ... RETURNING: the claim bumps the row
+            claim = w.claim_with_state if fold is None else w.folded("claim", *fold.shape)
+        else:  # a locking SELECT, then the bump
+            claim = w.claim_with_state if fold is None else w.claim
+        row = await tx.fetchone(claim, params)
         if row is None:
             raise SessionNotFoundError(f"session {key.session_id!r} not found")
         if w.bump is not None:
-            await tx.execute(w.bump, {**params, "pk": row[0]})
-        return row[0], row[1], row[2], _json(row[3]) if with_state else {}
+            await tx.execute(w.bump if fold is None else w.folded("bump", *fold.shape), params | {"pk": row[0]})
+        if fold is None:
+            state = apply_delta(_json(row[3]), delta)
+            await tx.execute(w.set_state, {"pk": row[0], "state": jsonvalue.dumps_str(state)})
+        return row[0], row[1], row[2]
+
+    def _fold(self, delta: dict[str, Any]) -> _Fold | None:
+        """The parameters that fold a session-state delta into the claim (DialectRules.state_fold_sql),
+        or None if the database cannot address one of its keys, or it has too many."""
+        if len(delta) > self.rules.max_fold_keys:
+            return None
+        params: dict[str, Any] = {}
+        sets = removes = 0
+        path = self.rules.state_key_path
+        for name, value in delta.items():
+            at = path(name)
+            if at is None:
+                return None
+            if value is DELETE:
+                params[f"state_removed_{removes}"] = at
+                removes += 1
+            else:
+                params[f"state_path_{sets}"] = at
+                params[f"state_value_{sets}"] = jsonvalue.dumps_str(value)
+                sets += 1
+        return _Fold((sets, removes), params)
 
     async def apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
         """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
@@ -249,6 +285,15 @@ def lock_order(state_key: str) -> tuple[int, bytes]:
     order (shorter first, then bytewise), which the one-statement append follows too."""
     raw = state_key.encode()
     return len(raw), raw
+
+
+@dataclass(frozen=True, slots=True)
+class _Fold:
+    """A session-state delta as the claim's UPDATE applies it: its shape (keys set, keys
+    removed), which picks the statement (WriteSQL.folded), and the statement's parameters."""
+
+    shape: tuple[int, int]
+    params: dict[str, Any]
 
 
 class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside this module, not an error
