@@ -84,26 +84,32 @@ class SessionWrites:
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> Appended:
         """Store the event: the dialect's fast path if it applies, else the general transaction."""
+        at = self._tx_class.time
+        stamp = at(now)  # each datetime formatted once per append (SQLite's text costs microseconds)
+        call = _Append(
+            key=key, prepared=prepared, now=now, stamp=stamp,
+            owner={"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id},
+            expires_at=at(expiry(now, self.options.session_ttl)),
+            row=_event_row(prepared, at(prepared.event.timestamp), stamp),
+        )
         if self.w.append_in_one is not None:
-            fast = await self._append_in_one(key, prepared, expected_version, now)
+            fast = await self._append_in_one(call, expected_version)
             if fast is not None:
                 return fast
         fold = self._fold(prepared.scoped.session)
         if self.w.claim_at_version is not None and fold is not None:
-            fast = await self._append_at_version(key, prepared, fold, known_version, now)
+            fast = await self._append_at_version(call, fold, known_version)
             if fast is not None:
                 return fast
-        return await self._append_in_transaction(key, prepared, fold, expected_version, now)
+        return await self._append_in_transaction(call, fold, expected_version)
 
-    async def _append_in_transaction(
-        self, key: Key, prepared: PreparedEvent, fold: _Fold | None, expected_version: int | None, now: datetime
-    ) -> Appended:
+    async def _append_in_transaction(self, call: _Append, fold: _Fold | None, expected_version: int | None) -> Appended:
         """The general append: claim the row (and apply the session-state delta), check, insert,
         write shared state. A conflict or a retried id rolls the claim back."""
-        scoped, event, w = prepared.scoped, prepared.event, self.w
+        key, scoped, event, w = call.key, call.prepared.scoped, call.prepared.event, self.w
 
         async def work(tx: DriverTx) -> int:
-            pk, version, seq = await self._claim(tx, key, now, seq_step=1, delta=scoped.session, fold=fold)
+            pk, version, seq = await self._claim(tx, call.owner, call.stamp, call.expires_at, 1, scoped.session, fold)
             if expected_version is not None and version != expected_version:
                 if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
                     raise _AlreadyStored  # the id check comes first: a retry never conflicts
@@ -111,59 +117,50 @@ class SessionWrites:
                     f"session {key.session_id!r} is at version {version}, not {expected_version}",
                     expected=expected_version, actual=version,
                 )
-            await self._insert_event(tx, w.insert_event, _event_row(prepared, tx.time, now) | {"session_pk": pk, "seq": seq})
-            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            await self._insert_event(tx, w.insert_event, call.row | {"session_pk": pk, "seq": seq})
+            await self.apply_shared(tx, scoped, key.app_name, key.user_id, call.now)
             event.seq = seq
             return version + 1
 
         try:
             version = await self._native(work)
         except _AlreadyStored:
-            return await self._stored_event(key, event.id, now)
+            return await self._stored_event(key, event.id, call.now)
         return event, version, False
 
-    async def _append_at_version(
-        self, key: Key, prepared: PreparedEvent, fold: _Fold, known_version: int, now: datetime
-    ) -> Appended | None:
+    async def _append_at_version(self, call: _Append, fold: _Fold, known_version: int) -> Appended | None:
         """MySQL/MariaDB: append at the version the caller saw, without a SELECT; the
         session-state delta goes into the same UPDATE."""
-        scoped, event, w = prepared.scoped, prepared.event, self.w
+        key, scoped, event, w = call.key, call.prepared.scoped, call.prepared.event, self.w
         insert_by_key = w.insert_event_by_key
         assert insert_by_key is not None
         claim = w.folded("claim_at_version", *fold.shape)
-        owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
+        claim_params = call.owner | fold.params | {"now": call.stamp, "expires_at": call.expires_at, "known_version": known_version}
+        row = call.row | call.owner
 
         async def work(tx: DriverTx) -> int | None:
-            seq = await tx.update_for_id(claim, owner | fold.params | {
-                "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
-                "known_version": known_version,
-            })
+            seq = await tx.update_for_id(claim, claim_params)
             if seq is None:
                 return None  # nothing was written
-            await self._insert_event(tx, insert_by_key, _event_row(prepared, tx.time, now) | owner)
-            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            await self._insert_event(tx, insert_by_key, row)
+            await self.apply_shared(tx, scoped, key.app_name, key.user_id, call.now)
             return seq
 
         try:
             seq = await self._native(work)
         except _AlreadyStored:
-            return await self._stored_event(key, event.id, now)
+            return await self._stored_event(key, event.id, call.now)
         if seq is None:
             return None
         event.seq = seq
         return event, known_version + 1, False
 
-    async def _append_in_one(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
-    ) -> Appended | None:
+    async def _append_in_one(self, call: _Append, expected_version: int | None) -> Appended | None:
         """PostgreSQL: the whole append as one statement."""
-        scoped, event = prepared.scoped, prepared.event
+        scoped, event = call.prepared.scoped, call.prepared.event
         assert self.w.append_in_one is not None
         at = self._tx_class.time
-        params = _event_row(prepared, at, now) | {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-            "now": at(now), "expires_at": at(expiry(now, self.options.session_ttl)), "expected": expected_version,
-        }
+        params = call.row | call.owner | {"now": call.stamp, "expires_at": call.expires_at, "expected": expected_version}
         for scope, delta, ttl in (
             ("state", scoped.session, self.options.session_ttl),
             ("app", scoped.app, self.options.app_state_ttl),
@@ -173,7 +170,7 @@ class SessionWrites:
             params["state_removed_keys" if scope == "state" else f"{scope}_removed"] = [
                 k for k, v in delta.items() if v is DELETE
             ]
-            params[f"{scope}_expires_at"] = at(expiry(now, ttl))
+            params[f"{scope}_expires_at"] = at(expiry(call.now, ttl))
         stmt = self.w.append_in_one[self.options.soft_delete]
 
         async def attempt(fresh: bool) -> DriverRow | None:
@@ -202,29 +199,30 @@ class SessionWrites:
 
     async def update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
         fold = self._fold(scoped.session)
+        owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
+        at = self._tx_class.time
+        stamp, expires_at = at(now), at(expiry(now, self.options.session_ttl))
 
         async def work(tx: DriverTx) -> None:
-            await self._claim(tx, key, now, seq_step=0, delta=scoped.session, fold=fold)
+            await self._claim(tx, owner, stamp, expires_at, 0, scoped.session, fold)
             await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
 
         await self._native(work)
 
     async def _claim(
-        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, delta: dict[str, Any], fold: _Fold | None
+        self, tx: DriverTx, owner: dict[str, str], stamp: Any, expires_at: Any, seq_step: int,
+        delta: dict[str, Any], fold: _Fold | None,
     ) -> tuple[int, int, int]:
-        """Lock and bump the session row and apply the session-state `delta` to it:
-        (pk, version before, new last_seq).
+        """Lock and bump the session row `owner` names, and apply the session-state `delta`
+        to it: (pk, version before, new last_seq). `stamp` and `expires_at` are the new
+        updated_at and expires_at as the driver stores them.
 
         The delta goes into the claim's UPDATE (`fold`, see `_fold`); without a fold the
         state is read with the claim and written back whole. Raises SessionNotFoundError
         if the session is not active.
         """
         w = self.w
-        params = {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-            "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
-            "seq_step": seq_step,
-        }
+        params = owner | {"now": stamp, "expires_at": expires_at, "seq_step": seq_step}
         if fold is not None:
             params.update(fold.params)
         if w.bump is None:  # UPDATE ... RETURNING: the claim bumps the row
@@ -233,7 +231,7 @@ class SessionWrites:
             claim = w.claim_with_state if fold is None else w.claim
         row = await tx.fetchone(claim, params)
         if row is None:
-            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+            raise SessionNotFoundError(f"session {owner['session_id']!r} not found")
         if w.bump is not None:
             await tx.execute(w.bump if fold is None else w.folded("bump", *fold.shape), params | {"pk": row[0]})
         if fold is None:
@@ -264,6 +262,8 @@ class SessionWrites:
 
     async def apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
         """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
+        if not scoped.app and not (scoped.user and user_id is not None):
+            return
         targets = [(self.w.app_state, {"app_name": app_name}, scoped.app, self.options.app_state_ttl)]
         if user_id is not None:
             targets.append((self.w.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, self.options.user_state_ttl))
@@ -287,6 +287,23 @@ def lock_order(state_key: str) -> tuple[int, bytes]:
     return len(raw), raw
 
 
+@dataclass(slots=True)
+class _Append:
+    """One append's inputs, with what every path binds worked out once."""
+
+    key: Key
+    prepared: PreparedEvent
+    now: datetime
+    stamp: Any
+    """`now` as the driver stores it (updated_at, created_at)."""
+    owner: dict[str, str]
+    """The session's ids, as the statements bind them."""
+    expires_at: Any
+    """The session's new expires_at as the driver stores it."""
+    row: dict[str, Any]
+    """The event's column values (all but session_pk and seq)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Fold:
     """A session-state delta as the claim's UPDATE applies it: its shape (keys set, keys
@@ -300,18 +317,17 @@ class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside th
     """Internal: the event id is already stored in the session; roll back and return that event."""
 
 
-def _event_row(
-    prepared: PreparedEvent, time: Callable[[datetime | None], datetime | str | None], now: datetime
-) -> dict[str, Any]:
-    """The event's column values as the hand-written SQL binds them (all but session_pk and seq)."""
+def _event_row(prepared: PreparedEvent, timestamp: Any, stamp: Any) -> dict[str, Any]:
+    """The event's column values as the hand-written SQL binds them (all but session_pk and seq);
+    `timestamp` is the event's and `stamp` the time of the write, as the driver stores them."""
     event = prepared.event
     content_json, meta_json, delta_json = prepared.json
     removed = [k for k, v in event.state_delta.items() if v is DELETE]
     return {
         "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
-        "branch": event.branch, "timestamp": time(event.timestamp), "content": content_json,
+        "branch": event.branch, "timestamp": timestamp, "content": content_json,
         "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
-        "meta": meta_json, "created_at": time(now), "updated_at": time(now),
+        "meta": meta_json, "created_at": stamp, "updated_at": stamp,
     }
 
 

@@ -225,8 +225,15 @@ class AiomysqlTx(DriverTx):
         return self.cursor.lastrowid if self.cursor.rowcount == 1 else None
 
     @staticmethod
-    def time(value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+    def time(value: datetime | None) -> str | None:
+        # The UTC wall time as the literal PyMySQL would send for the datetime
+        # ('2026-01-02 03:04:05.000006'), made once per write rather than at each of the
+        # statements' several uses, each of which PyMySQL's datetime escaping costs 4 us.
+        if value is None:
+            return None
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class AiosqliteTx(DriverTx):
@@ -280,8 +287,13 @@ class AiosqliteTx(DriverTx):
 
     @staticmethod
     def time(value: datetime | None) -> str | None:
-        # The text SQLAlchemy's SQLite DateTime writes, so both paths compare alike.
-        return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The text SQLAlchemy's SQLite DateTime writes ("2026-01-02 03:04:05.000006"), so both
+        # paths compare alike. (isoformat: a few times faster than strftime, once per append.)
+        if value is None:
+            return None
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run begin, work, commit (or rollback) on the worker thread, in one hop.
@@ -337,13 +349,25 @@ DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": Aiomys
 async def run_transaction(
     engine: AsyncEngine, tx_class: type[DriverTx], work: Callable[[DriverTx], Awaitable[T]], *, verify: bool = False
 ) -> T:
-    """Run `work` in one write transaction on a pooled driver connection."""
-    if tx_class is AiosqliteTx:
-        async with leased(engine, tx_class, verify=verify) as tx:
-            assert isinstance(tx, AiosqliteTx)
-            return await tx.run(work)
-    async with driver_transaction(engine, tx_class, verify=verify) as tx:
-        return await work(tx)
+    """Run `work` in one write transaction on a pooled driver connection.
+
+    What `driver_transaction` does (or, on SQLite, `leased` and AiosqliteTx.run),
+    written out: this runs for every write, and two nested generator-based
+    context managers cost it some 14 us of CPU.
+    """
+    pooled, tx = await _checkout(engine, tx_class, verify=verify)
+    try:
+        if isinstance(tx, AiosqliteTx):
+            result = await tx.run(work)
+        else:
+            await tx.begin()
+            result = await work(tx)
+            await tx.commit()
+    except BaseException as exc:
+        await _give_back_after(engine, pooled, tx, exc)
+        raise
+    await greenlet_spawn(pooled.close)
+    return result
 
 
 async def driver_fetchone(
@@ -384,19 +408,26 @@ async def leased(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool 
     try:
         yield tx
     except BaseException as exc:
-        clean = lost = False
-        try:
-            clean = await _reset(tx, exc)
-        finally:  # also when the reset itself is cancelled
-            lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
-            if clean:
-                await greenlet_spawn(pooled.close)
-            else:
-                pooled.invalidate(exc)
-        if lost and isinstance(exc, Exception) and is_database_error(exc, engine.dialect):
-            raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
+        await _give_back_after(engine, pooled, tx, exc)
         raise
     await greenlet_spawn(pooled.close)
+
+
+async def _give_back_after(engine: AsyncEngine, pooled: PoolProxiedConnection, tx: DriverTx, exc: BaseException) -> None:
+    """After `exc` (an error or a cancellation) on a leased connection: reset it and return it
+    to the pool if it is then clean, else invalidate it. Raises ConnectionLost if it turned
+    out dead; otherwise returns, and the caller re-raises `exc`."""
+    clean = lost = False
+    try:
+        clean = await _reset(tx, exc)
+    finally:  # also when the reset itself is cancelled
+        lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
+        if clean:
+            await greenlet_spawn(pooled.close)
+        else:
+            pooled.invalidate(exc)
+    if lost and isinstance(exc, Exception) and is_database_error(exc, engine.dialect):
+        raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
 
 
 async def _reset(tx: DriverTx, error: BaseException) -> bool:
