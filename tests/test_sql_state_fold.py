@@ -63,11 +63,41 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """MySQL/MariaDB: each query sent to the server from here on (one per round trip), as
+    the kinds of its statements."""
+    import aiomysql
+
+    sent: list[list[str]] = []
+    execute, commit, rollback = aiomysql.Cursor.execute, aiomysql.Connection.commit, aiomysql.Connection.rollback
+
+    async def recording_execute(self: Any, query: str, args: Any = None) -> Any:
+        sent.append(kinds(query.split("; ")))
+        return await execute(self, query, args)
+
+    async def recording_commit(self: Any) -> Any:
+        sent.append(["COMMIT"])
+        return await commit(self)
+
+    async def recording_rollback(self: Any) -> Any:
+        sent.append(["ROLLBACK"])
+        return await rollback(self)
+
+    monkeypatch.setattr(aiomysql.Cursor, "execute", recording_execute)
+    monkeypatch.setattr(aiomysql.Connection, "commit", recording_commit)
+    monkeypatch.setattr(aiomysql.Connection, "rollback", recording_rollback)
+    return sent
+
+
 def kinds(statements: list[str]) -> list[str]:
     """Each statement as what it does, e.g. "UPDATE sessions +state RETURNING"."""
     found = []
     for sql in statements:
         words = sql.split()
+        if words == ["COMMIT"]:
+            found.append("COMMIT")
+            continue
         table = next(w for w in words if "sessions" in w or "events" in w or "_state" in w).split("_")[-1]
         kind = f"{words[0]} {table}"
         if words[0] == "WITH":
@@ -105,16 +135,47 @@ async def test_a_state_delta_goes_into_the_claiming_update(svc: SQLSessionServic
     }[svc.rules.name]
 
     # The caller's Session is behind (another write landed): the general transaction,
-    # the delta still in the claim.
+    # the delta still in the claim. (On MySQL/MariaDB the append at the caller's
+    # version, which matches no row and so inserts nothing, comes first.)
     statements.clear()
     await svc.append_event(s, ss.Event(author="a", state_delta={"turn": 3}))
     assert kinds(statements) == {
         "postgresql": ["WITH (one statement)"],
         "sqlite": ["UPDATE sessions +state RETURNING", "INSERT events"],
-        "mysql": ["UPDATE sessions +state", "SELECT sessions FOR UPDATE", "UPDATE sessions +state", "INSERT events"],
+        "mysql": ["UPDATE sessions +state", "INSERT events", "SELECT sessions FOR UPDATE", "UPDATE sessions +state", "INSERT events"],
     }[svc.rules.name]
     got = await svc.get_session(key)
     assert got is not None and got.state == {"turn": 3, "keep": 2, "obj": {"a": [1.5]}} and got.version == 3
+
+
+async def test_mysql_round_trips_of_an_append(svc: SQLSessionService, key: ss.Key, queries: list[list[str]]) -> None:
+    """At the caller's version, the claim (with the state delta), the event and COMMIT go as one
+    query; with app:/user: keys, two (those writes wait for the claim's answer); the general
+    transaction (another write landed first) locks the row, then writes and commits in one."""
+    if svc.rules.name != "mysql":
+        pytest.skip("round trips of the MySQL/MariaDB append")
+    s = await svc.create_session(key)
+    queries.clear()
+    await svc.append_event(s, ss.Event(author="a", state_delta={"turn": 1, "gone": ss.DELETE}))
+    assert queries == [["UPDATE sessions +state", "INSERT events", "COMMIT"]]
+
+    queries.clear()
+    await svc.append_event(s, ss.Event(author="a", state_delta={"turn": 2, "app:a": 1, "user:u": ss.DELETE}))
+    assert queries == [["UPDATE sessions +state"], ["INSERT events", "INSERT state", "UPDATE state", "COMMIT"]]
+
+    other = await svc.get_session(key)
+    assert other is not None
+    await svc.append_event(other, ss.Event(author="a"))
+    queries.clear()
+    await svc.append_event(s, ss.Event(author="a", state_delta={"turn": 3}))  # s is one version behind
+    assert queries == [
+        ["UPDATE sessions +state", "INSERT events", "COMMIT"],  # matched nothing, inserted nothing
+        ["SELECT sessions FOR UPDATE"],
+        ["UPDATE sessions +state", "INSERT events", "COMMIT"],
+    ]
+    got = await svc.get_session(key)
+    assert got is not None and got.state == {"turn": 3, "app:a": 1} and got.version == 4
+    assert [e.seq for e in got.events] == [1, 2, 3, 4]
 
 
 UNADDRESSABLE = {"sqlite": ["é", 'a"b', "a\\b", "a/b"], "mysql": ["-1", "-"], "postgresql": []}

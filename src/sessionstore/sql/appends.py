@@ -29,7 +29,7 @@ from ..options import ServiceOptions, expiry
 from ..records import Event
 from ..state import DELETE, ScopedDelta, apply_delta
 from .dialects import DialectRules
-from .native import DriverRow, DriverTx, NativeSQL, driver_fetchone
+from .native import DriverRow, DriverTx, Step, driver_fetchone
 from .writes import WriteSQL
 
 T = TypeVar("T")
@@ -108,8 +108,10 @@ class SessionWrites:
         write shared state. A conflict or a retried id rolls the claim back."""
         key, scoped, event, w = call.key, call.prepared.scoped, call.prepared.event, self.w
 
+        shared = self.shared_steps(scoped, key.app_name, key.user_id, call.now)
+
         async def work(tx: DriverTx) -> int:
-            pk, version, seq = await self._claim(tx, call.owner, call.stamp, call.expires_at, 1, scoped.session, fold)
+            pk, version, seq, pending = await self._claim(tx, call.owner, call.stamp, call.expires_at, 1, scoped.session, fold)
             if expected_version is not None and version != expected_version:
                 if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
                     raise _AlreadyStored  # the id check comes first: a retry never conflicts
@@ -117,8 +119,7 @@ class SessionWrites:
                     f"session {key.session_id!r} is at version {version}, not {expected_version}",
                     expected=expected_version, actual=version,
                 )
-            await self._insert_event(tx, w.insert_event, call.row | {"session_pk": pk, "seq": seq})
-            await self.apply_shared(tx, scoped, key.app_name, key.user_id, call.now)
+            await self._finish(tx, [*pending, (w.insert_event, call.row | {"session_pk": pk, "seq": seq}), *shared])
             event.seq = seq
             return version + 1
 
@@ -130,20 +131,29 @@ class SessionWrites:
 
     async def _append_at_version(self, call: _Append, fold: _Fold, known_version: int) -> Appended | None:
         """MySQL/MariaDB: append at the version the caller saw, without a SELECT; the
-        session-state delta goes into the same UPDATE."""
+        session-state delta goes into the same UPDATE. One round trip (UPDATE, INSERT,
+        COMMIT in one query); two with app:/user: keys, whose writes must wait for the
+        UPDATE's answer."""
         key, scoped, event, w = call.key, call.prepared.scoped, call.prepared.event, self.w
         insert_by_key = w.insert_event_by_key
         assert insert_by_key is not None
         claim = w.folded("claim_at_version", *fold.shape)
         claim_params = call.owner | fold.params | {"now": call.stamp, "expires_at": call.expires_at, "known_version": known_version}
-        row = call.row | call.owner
+        insert = (insert_by_key, call.row | call.owner)
+        shared = self.shared_steps(scoped, key.app_name, key.user_id, call.now)
 
         async def work(tx: DriverTx) -> int | None:
+            if not shared:  # claim, event, COMMIT: one round trip
+                try:
+                    return await tx.update_for_id_and_commit(claim, claim_params, insert)
+                except Exception as exc:
+                    if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
+                        raise _AlreadyStored from None
+                    raise
             seq = await tx.update_for_id(claim, claim_params)
             if seq is None:
                 return None  # nothing was written
-            await self._insert_event(tx, insert_by_key, row)
-            await self.apply_shared(tx, scoped, key.app_name, key.user_id, call.now)
+            await self._finish(tx, [insert, *shared])  # the event, the shared keys and COMMIT: one round trip
             return seq
 
         try:
@@ -187,12 +197,13 @@ class SessionWrites:
         event.seq = row[2]
         return event, row[1], False
 
-    async def _insert_event(self, tx: DriverTx, stmt: NativeSQL, row: dict[str, Any]) -> None:
+    async def _finish(self, tx: DriverTx, steps: list[Step]) -> None:
+        """Run an append's last statements (one inserts the event) and commit."""
         try:
-            await tx.execute(stmt, row)
+            await tx.execute_and_commit(steps)
         except Exception as exc:
             if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
-                raise _AlreadyStored from None
+                raise _AlreadyStored from None  # (the other statements cannot clash: upserts, updates)
             raise
 
     # ------------------------------------------------------------------ state
@@ -203,23 +214,26 @@ class SessionWrites:
         at = self._tx_class.time
         stamp, expires_at = at(now), at(expiry(now, self.options.session_ttl))
 
+        shared = self.shared_steps(scoped, key.app_name, key.user_id, now)
+
         async def work(tx: DriverTx) -> None:
-            await self._claim(tx, owner, stamp, expires_at, 0, scoped.session, fold)
-            await self.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            *_, pending = await self._claim(tx, owner, stamp, expires_at, 0, scoped.session, fold)
+            await tx.execute_and_commit([*pending, *shared])
 
         await self._native(work)
 
     async def _claim(
         self, tx: DriverTx, owner: dict[str, str], stamp: Any, expires_at: Any, seq_step: int,
         delta: dict[str, Any], fold: _Fold | None,
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, list[Step]]:
         """Lock and bump the session row `owner` names, and apply the session-state `delta`
-        to it: (pk, version before, new last_seq). `stamp` and `expires_at` are the new
-        updated_at and expires_at as the driver stores them.
+        to it: (pk, version before, new last_seq, the statements still to run). `stamp` and
+        `expires_at` are the new updated_at and expires_at as the driver stores them.
 
         The delta goes into the claim's UPDATE (`fold`, see `_fold`); without a fold the
-        state is read with the claim and written back whole. Raises SessionNotFoundError
-        if the session is not active.
+        state is read with the claim and written back whole. Where the claim is a locking
+        SELECT (MySQL/MariaDB), the UPDATE is left to run with the transaction's last
+        statements, in one round trip. Raises SessionNotFoundError if the session is not active.
         """
         w = self.w
         params = owner | {"now": stamp, "expires_at": expires_at, "seq_step": seq_step}
@@ -232,12 +246,13 @@ class SessionWrites:
         row = await tx.fetchone(claim, params)
         if row is None:
             raise SessionNotFoundError(f"session {owner['session_id']!r} not found")
+        pending: list[Step] = []
         if w.bump is not None:
-            await tx.execute(w.bump if fold is None else w.folded("bump", *fold.shape), params | {"pk": row[0]})
+            pending.append((w.bump if fold is None else w.folded("bump", *fold.shape), params | {"pk": row[0]}))
         if fold is None:
             state = apply_delta(_json(row[3]), delta)
-            await tx.execute(w.set_state, {"pk": row[0], "state": jsonvalue.dumps_str(state)})
-        return row[0], row[1], row[2]
+            pending.append((w.set_state, {"pk": row[0], "state": jsonvalue.dumps_str(state)}))
+        return row[0], row[1], row[2], pending
 
     def _fold(self, delta: dict[str, Any]) -> _Fold | None:
         """The parameters that fold a session-state delta into the claim (DialectRules.state_fold_sql),
@@ -260,24 +275,28 @@ class SessionWrites:
                 sets += 1
         return _Fold((sets, removes), params)
 
-    async def apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
+    def shared_steps(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> list[Step]:
+        """The statements that write the app: and user: parts of a delta, one per key, in
+        sorted key order (the order their rows are locked in)."""
         if not scoped.app and not (scoped.user and user_id is not None):
-            return
+            return []
         targets = [(self.w.app_state, {"app_name": app_name}, scoped.app, self.options.app_state_ttl)]
         if user_id is not None:
             targets.append((self.w.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, self.options.user_state_ttl))
-        at = tx.time(now)
+        time = self._tx_class.time
+        at = time(now)
+        steps: list[Step] = []
         for sql, owner, delta, ttl in targets:
-            expires_at = tx.time(expiry(now, ttl))
+            expires_at = time(expiry(now, ttl))
             for name in sorted(delta, key=lock_order):
                 value = delta[name]
                 params = {**owner, "state_key": name, "now": at}
                 if value is not DELETE:
                     params.update(value=jsonvalue.dumps_str(value), created_at=at, updated_at=at, expires_at=expires_at)
-                    await tx.execute(sql.upsert, params)
+                    steps.append((sql.upsert, params))
                 else:
-                    await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
+                    steps.append((sql.soft_delete if self.options.soft_delete else sql.hard_delete, params))
+        return steps
 
 
 def lock_order(state_key: str) -> tuple[int, bytes]:

@@ -7,7 +7,8 @@ connection underneath (asyncpg, aiomysql, aiosqlite). Reads, listing, cleanup
 and migrations stay on SQLAlchemy Core.
 
 Each driver gets a small DriverTx adapter: how it begins, commits and rolls
-back, how it runs a statement, and how it wants datetimes. SQL is written once
+back, how it runs a statement (and a transaction's last statements with its
+COMMIT: one round trip on MySQL/MariaDB), and how it wants datetimes. SQL is written once
 with ``:name`` parameters and compiled to the driver's parameter style.
 
 A connection is leased (`leased`) and goes back to the pool only when it is
@@ -35,6 +36,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Mapping,
+    Sequence,
 )
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -83,6 +85,10 @@ class NativeSQL:
         return [params[name] for name in self.names]
 
 
+Step = tuple[NativeSQL, Mapping[str, Any]]
+"""A statement and its parameters."""
+
+
 class DriverRow(Protocol):
     """A row as a driver returns it, read by position: asyncpg's Record, a tuple (aiomysql, sqlite3)."""
 
@@ -100,12 +106,22 @@ class DriverTx:
         """Set once a COMMIT (or a statement that commits itself) may have reached the server."""
         self.abandoned = False
         """Set when the connection must not be reused whatever it reports (see AiosqliteTx.run)."""
+        self.committed = False
+        """Set once `execute_and_commit` has committed the transaction (nothing is left to commit)."""
 
     async def begin(self) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
     async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None: ...
     async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None: ...
+
+    async def execute_and_commit(self, steps: Sequence[Step]) -> None:
+        """Run a transaction's last statements, in order, and commit it. If one fails, the
+        error is raised and nothing is committed (the caller's reset rolls back)."""
+        for stmt, params in steps:
+            await self.execute(stmt, params)
+        await self.commit()
+        self.committed = True
 
     def is_closed(self) -> bool:
         """Is the connection known to be gone (dropped by the server, or closed by the driver)?"""
@@ -124,6 +140,13 @@ class DriverTx:
 
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         """Run an UPDATE setting LAST_INSERT_ID(expr) on one row: that value, or None if no row matched."""
+        raise NotImplementedError
+
+    async def update_for_id_and_commit(self, stmt: NativeSQL, params: Mapping[str, Any], then: Step) -> int | None:
+        """`update_for_id`, then the statement `then`, which must change one row if the UPDATE
+        matched and none otherwise (it tests ROW_COUNT()), then COMMIT: one round trip.
+        Returns the UPDATE's LAST_INSERT_ID value, or None if it matched no row (then nothing
+        was written). Either way the transaction is over."""
         raise NotImplementedError
 
     @staticmethod
@@ -197,6 +220,20 @@ class AiomysqlTx(DriverTx):
         await self.conn.rollback()
         await self.cursor.close()
 
+    async def execute_and_commit(self, steps: Sequence[Step]) -> None:
+        # aiomysql (through PyMySQL) always asks for multi-statements, so the statements and
+        # the COMMIT travel as one query: one round trip. The server runs them in order and
+        # stops at one that fails, before the COMMIT; its error is raised here, when its
+        # result is read. Values are escaped by the driver, never spliced.
+        self.commit_sent = True  # from here on it may have committed
+        cursor = self.cursor
+        text = "; ".join([*(stmt.text for stmt, _ in steps), "COMMIT"])
+        await cursor.execute(text, [arg for stmt, params in steps for arg in stmt.args(params)])
+        while await cursor.nextset():
+            pass
+        self.committed = True
+        await cursor.close()
+
     def is_closed(self) -> bool:
         # aiomysql closes the connection itself when it is lost or when a read is
         # cancelled (the reply would be left half-read), so a cancelled connection
@@ -223,6 +260,23 @@ class AiomysqlTx(DriverTx):
     async def update_for_id(self, stmt: NativeSQL, params: Mapping[str, Any]) -> int | None:
         await self.cursor.execute(stmt.text, stmt.args(params))
         return self.cursor.lastrowid if self.cursor.rowcount == 1 else None
+
+    async def update_for_id_and_commit(self, stmt: NativeSQL, params: Mapping[str, Any], then: Step) -> int | None:
+        # One query of three statements (see execute_and_commit); each result is read in turn.
+        self.commit_sent = True
+        cursor = self.cursor
+        follow, follow_params = then
+        await cursor.execute(f"{stmt.text}; {follow.text}; COMMIT", [*stmt.args(params), *follow.args(follow_params)])
+        matched, found = cursor.rowcount, cursor.lastrowid
+        await cursor.nextset()
+        changed = cursor.rowcount
+        while await cursor.nextset():
+            pass
+        self.committed = True
+        await cursor.close()
+        if matched != changed:  # the second statement must follow the first (its ROW_COUNT() test)
+            raise RuntimeError(f"the UPDATE matched {matched} row(s), the statement after it changed {changed}")
+        return found if matched == 1 else None
 
     @staticmethod
     def time(value: datetime | None) -> str | None:
@@ -324,7 +378,8 @@ class AiosqliteTx(DriverTx):
         await self.begin()
         try:
             result = await work(self)
-            await self.commit()
+            if not self.committed:
+                await self.commit()
         except BaseException:
             if self.db.in_transaction:  # an interrupted statement may have rolled it back already
                 await self.rollback()
@@ -362,7 +417,8 @@ async def run_transaction(
         else:
             await tx.begin()
             result = await work(tx)
-            await tx.commit()
+            if not tx.committed:
+                await tx.commit()
     except BaseException as exc:
         await _give_back_after(engine, pooled, tx, exc)
         raise
@@ -391,7 +447,8 @@ async def driver_transaction(
     async with leased(engine, tx_class, verify=verify) as tx:
         await tx.begin()
         yield tx
-        await tx.commit()
+        if not tx.committed:
+            await tx.commit()
 
 
 @asynccontextmanager

@@ -201,7 +201,7 @@ class SQLSessionService(SessionService):
                 if self.rules.is_unique_violation(exc):
                     raise SessionExistsError(f"session {key.session_id!r} already exists") from None
                 raise
-            await self.writes.apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            await tx.execute_and_commit(self.writes.shared_steps(scoped, key.app_name, key.user_id, now))
 
         await self._native(work)
         shared = await self._read(lambda conn: self._shared_state(conn, key.app_name, key.user_id, now))
@@ -290,7 +290,7 @@ class SQLSessionService(SessionService):
         await self.writes.update_session_state(key, scoped, now)
 
     async def _update_shared_state(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        await self._native(lambda tx: self.writes.apply_shared(tx, scoped, app_name, user_id, now))
+        await self._native(lambda tx: tx.execute_and_commit(self.writes.shared_steps(scoped, app_name, user_id, now)))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
         stmt = self.q.state_rows(self.tables.app_state, {"app_name": app_name}, now)

@@ -69,6 +69,9 @@ class WriteSQL:
         # that version (seq comes back as LAST_INSERT_ID) and insert the event
         # with INSERT ... SELECT from the row just locked. No row matched means
         # another write landed (or no session): the general path takes over.
+        # The INSERT runs right after that UPDATE, in the same query when it can,
+        # so it inserts only if the UPDATE matched (ROW_COUNT(): the previous
+        # statement's rows).
         self.claim_at_version: NativeSQL | None = None
         self.insert_event_by_key: NativeSQL | None = None
         if rules.has_last_insert_id:
@@ -83,7 +86,7 @@ class WriteSQL:
             )
             self.insert_event_by_key = sql(
                 f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) SELECT {by_key} FROM {sessions} "
-                f"WHERE {session_key} AND {rules.active_sql()}"
+                f"WHERE {session_key} AND {rules.active_sql()} AND ROW_COUNT() = 1"
             )
 
         values = ", ".join(j(c) if c in _EVENT_JSON else f":{c}" for c in _EVENT_COLUMNS)
