@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from . import jsonvalue
@@ -28,18 +29,16 @@ class PreparedEvent:
     json: tuple[str, str, str]
     """content, metadata and the persisted delta's set values, serialised (what SQL stores)."""
 
-    def copy(self, state_delta: Mapping[str, Any] | None = None, **changes: Any) -> Event:
-        """A deep copy of the event (with `changes`): content and metadata decoded afresh from
-        the JSON already serialised, rather than serialised again."""
+    def copy(self, state_delta: Mapping[str, Any] | None = None, timestamp: datetime | None = None) -> Event:
+        """A deep copy of the event (optionally with another delta or timestamp): content and
+        metadata decoded afresh from the JSON already serialised, rather than serialised again."""
         event = self.event
-        fields = {
-            "author": event.author, "content": jsonvalue.loads(self.json[0]), "id": event.id,
-            "invocation_id": event.invocation_id, "timestamp": event.timestamp,
-            "state_delta": copy_delta(event.state_delta if state_delta is None else state_delta),
-            "partial": event.partial, "branch": event.branch, "metadata": jsonvalue.loads(self.json[1]),
-            "seq": event.seq,
-        }
-        return Event(**(fields | changes))
+        return Event(
+            author=event.author, content=jsonvalue.loads(self.json[0]), id=event.id,
+            invocation_id=event.invocation_id, timestamp=event.timestamp if timestamp is None else timestamp,
+            state_delta=copy_delta(event.state_delta if state_delta is None else state_delta),
+            partial=event.partial, branch=event.branch, metadata=jsonvalue.loads(self.json[1]), seq=event.seq,
+        )
 
 
 def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
@@ -74,7 +73,8 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
         )
     as_text = (blobs[0].decode(), blobs[1].decode(), blobs[2].decode())
     prepared = PreparedEvent(event=event, scoped=scoped, size=size, json=as_text)
-    prepared.event = prepared.copy(persisted_delta, timestamp=timestamp, seq=None)
+    prepared.event = prepared.copy(persisted_delta, timestamp)
+    prepared.event.seq = None  # (the store assigns it)
     return prepared
 
 

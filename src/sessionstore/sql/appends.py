@@ -34,6 +34,10 @@ from .writes import WriteSQL
 
 T = TypeVar("T")
 
+_UNKNOWN = ""  # (a "not looked up yet" marker: no path is empty)
+_MAX_PATHS = 4096
+"""Most state keys whose JSON path is remembered (beyond, it is worked out per write)."""
+
 Appended = tuple[Event, int, bool]
 """(the stored event, the session's version after it, whether it was stored before: a retry)."""
 
@@ -77,6 +81,8 @@ class SessionWrites:
         self._native = native
         self._retrying = retrying
         self._stored_event = stored_event
+        self._paths: dict[str, str | None] = {}
+        """State key -> its path (DialectRules.state_key_path), for keys seen before."""
 
     # ------------------------------------------------------------------ appends
 
@@ -261,9 +267,13 @@ class SessionWrites:
             return None
         params: dict[str, Any] = {}
         sets = removes = 0
-        path = self.rules.state_key_path
+        paths = self._paths
         for name, value in delta.items():
-            at = path(name)
+            at = paths.get(name, _UNKNOWN)
+            if at is _UNKNOWN:
+                at = self.rules.state_key_path(name)
+                if len(paths) < _MAX_PATHS:  # (an agent's state keys are few, and recur)
+                    paths[name] = at
             if at is None:
                 return None
             if value is DELETE:

@@ -287,7 +287,7 @@ class AiomysqlTx(DriverTx):
             return None
         if value.tzinfo is not timezone.utc:
             value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
 
 
 class AiosqliteTx(DriverTx):
@@ -347,7 +347,7 @@ class AiosqliteTx(DriverTx):
             return None
         if value.tzinfo is not timezone.utc:
             value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run begin, work, commit (or rollback) on the worker thread, in one hop.
