@@ -289,6 +289,35 @@ def test_check_json_rejects_integers_beyond_64_bits(big, around):
         jsonvalue.check_json([around, {"n": big}])
 
 
+class _StrSubclass(str):
+    pass
+
+
+_awkward_leaves = (
+    json_scalars
+    | st.sampled_from([math.nan, math.inf, jsonvalue.INT_MAX + 1, jsonvalue.INT_MIN - 1, "a\x00", "\ud800", {1: 2},
+                       {"\x00": 1}, {"\udfff": 1}, b"bytes", {1, 2}, _StrSubclass("s"), 1j, datetime(2026, 1, 1)])
+)
+_awkward_values = st.recursive(
+    _awkward_leaves,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet=any_chars, max_size=3), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@SETTINGS
+@given(_awkward_values, st.integers(0, jsonvalue.MAX_DEPTH + 1))
+def test_the_quick_json_check_and_the_one_that_explains_agree(value, depth):
+    """check_json walks without building paths and, only on a failure, again with them:
+    both walks must accept exactly the same values, at every depth."""
+    try:
+        jsonvalue._explain(value, "$", depth)
+        explained_ok = True
+    except jsonvalue.NotJSONError:
+        explained_ok = False
+    assert jsonvalue._is_json(value, depth) == explained_ok
+
+
 def test_check_json_depth_limit_stays_serialisable():
     """The deepest value check_json accepts has MAX_DEPTH levels and still serialises inside an
     envelope; one level more is refused."""

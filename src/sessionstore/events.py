@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from . import jsonvalue
@@ -27,6 +28,17 @@ class PreparedEvent:
     size: int
     json: tuple[str, str, str]
     """content, metadata and the persisted delta's set values, serialised (what SQL stores)."""
+
+    def copy(self, state_delta: Mapping[str, Any] | None = None, timestamp: datetime | None = None) -> Event:
+        """A deep copy of the event (optionally with another delta or timestamp): content and
+        metadata decoded afresh from the JSON already serialised, rather than serialised again."""
+        event = self.event
+        return Event(
+            author=event.author, content=jsonvalue.loads(self.json[0]), id=event.id,
+            invocation_id=event.invocation_id, timestamp=event.timestamp if timestamp is None else timestamp,
+            state_delta=copy_delta(event.state_delta if state_delta is None else state_delta),
+            partial=event.partial, branch=event.branch, metadata=jsonvalue.loads(self.json[1]), seq=event.seq,
+        )
 
 
 def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
@@ -52,23 +64,22 @@ def prepare_event(event: object, max_event_bytes: int) -> PreparedEvent:
     metadata = _checked_json("metadata", event.metadata)
     delta = check_delta(event.state_delta)  # None means no delta, as everywhere else
     scoped = split_delta(delta)
-    persisted_delta = strip_temp(delta)
+    persisted_delta = strip_temp(delta) if scoped.temp else delta
     blobs = _serialise(content, metadata, persisted_delta)
-    size = sum(map(len, blobs)) + sum(len(k) for k, v in persisted_delta.items() if v is DELETE)
+    size = len(blobs[0]) + len(blobs[1]) + len(blobs[2]) + sum(len(k) for k, v in persisted_delta.items() if v is DELETE)
     if size > max_event_bytes:
         raise EventTooLargeError(
             f"event {event.id} is {size} bytes serialised; max_event_bytes is {max_event_bytes}"
         )
-    stored = dataclasses.replace(
-        event,
-        content=jsonvalue.loads(blobs[0]),  # a deep copy, from the bytes already serialised
-        metadata=jsonvalue.loads(blobs[1]),
-        state_delta=copy_delta(persisted_delta),
-        timestamp=timestamp,
-        seq=None,
-    )
     as_text = (blobs[0].decode(), blobs[1].decode(), blobs[2].decode())
-    return PreparedEvent(event=stored, scoped=scoped, size=size, json=as_text)
+    prepared = PreparedEvent(event=event, scoped=scoped, size=size, json=as_text)
+    prepared.event = prepared.copy(persisted_delta, timestamp)
+    prepared.event.seq = None  # (the store assigns it)
+    return prepared
+
+
+_COPIED_FIELDS = {"author", "content", "id", "invocation_id", "timestamp", "state_delta", "partial", "branch", "metadata", "seq"}
+assert {f.name for f in dataclasses.fields(Event)} == _COPIED_FIELDS, "PreparedEvent.copy must copy every Event field"
 
 
 def copy_delta(delta: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +104,7 @@ def _checked_json(field_name: str, value: Any) -> Any:
     return value
 
 
-def _serialise(content: Any, metadata: Any, delta: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+def _serialise(content: Any, metadata: Any, delta: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
     """What is stored of an event, as JSON: content, metadata, the delta's set values."""
     return (
         jsonvalue.dumps(content),

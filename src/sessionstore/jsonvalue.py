@@ -37,7 +37,56 @@ class NotJSONError(ValueError):
     """Internal: says where in a value the non-JSON part is; callers re-raise a typed error."""
 
 
-def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
+def check_json(value: Any) -> None:
+    """Raise NotJSONError naming the path of the first part of `value` that is not JSON.
+
+    The walk that finds a problem builds no paths (a string per node, on every
+    append); only a value that fails is walked again to say where.
+    """
+    if not _is_json(value, 0):
+        _explain(value, "$", 0)
+        raise NotJSONError("$: not a JSON value")  # (unreachable: _explain raises)
+
+
+def _is_json(value: Any, depth: int) -> bool:
+    """Is `value` a JSON value (at `depth` containers down)? The same rules as `_explain`."""
+    if value is None or value is True or value is False:
+        return True
+    kind = type(value)
+    if kind is str:
+        return _good_str(value)
+    if kind is int:
+        return bool(INT_MIN <= value <= INT_MAX)
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _good_str(key) or not _is_json(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _is_json(item, depth + 1):
+                return False
+        return True
+    return False
+
+
+def _good_str(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _explain(value: Any, path: str, depth: int) -> None:
     """Raise NotJSONError naming the path of the first part of `value` that is not JSON."""
     if value is None or value is True or value is False:
         return
@@ -60,11 +109,11 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
             if type(key) is not str:
                 raise NotJSONError(f"{path}: object key {key!r} is not a str")
             _check_str(key, f"{path} (an object key)")
-            check_json(item, f"{path}.{key}", depth + 1)
+            _explain(item, f"{path}.{key}", depth + 1)
         return
     if kind is list or kind is tuple:
         for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]", depth + 1)
+            _explain(item, f"{path}[{index}]", depth + 1)
         return
     raise NotJSONError(f"{path}: {kind.__name__} is not a JSON value")
 

@@ -186,7 +186,8 @@ class SessionService(abc.ABC):
         known_version = expected_version if expected_version is not None else session.version
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
         if not duplicate:
-            _add_in_seq_order(session.events, copy_event(stored))
+            # (a copy from the JSON already serialised when the backend stored the prepared event)
+            _add_in_seq_order(session.events, prepared.copy() if stored is prepared.event else copy_event(stored))
             apply_delta(session.state, caller_delta)
             session.version = max(session.version, version)  # replies may arrive out of commit order
             session.updated_at = max(session.updated_at, now)

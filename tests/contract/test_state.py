@@ -293,3 +293,72 @@ async def test_floats_stay_floats_and_ints_stay_ints_in_every_field(svc):
 async def test_tuples_come_back_as_lists(svc):
     await new_session(svc, "s1", state={"t": (1, (2, 3))})
     assert (await must_get(svc, key("s1"))).state == {"t": [1, [2, 3]]}
+
+
+# ---------------------------------------------------------------- awkward keys, deltas that set and delete
+
+AWKWARD_KEYS = {
+    # characters that mean something in a JSON path, or in SQL
+    "path_syntax": ["a.b", "a*b", "$", "$.x", "a b", " lead", "trail ", "a[0]", "[0]", "0", "-1", "a:b", "@#%", "**"],
+    # characters that JSON (or some JSON writers) escape
+    "escaped": ['a"b', "a\\b", '"', '\\"', "\\u0041", "it's", "a/b", "<&>"],
+    "unicode": ["ü日本🙂", "é", "e\u0301", "ß", "\u2028", "Ǆ"],
+}
+
+WRITES = {
+    "append": lambda svc, s, delta: svc.append_event(s, event(state_delta=delta)),
+    # the caller's Session is behind (another writer landed first): no version fast path
+    "append_stale": lambda svc, s, delta: _append_after_another_write(svc, s, delta),
+    "append_expected_version": lambda svc, s, delta: svc.append_event(s, event(state_delta=delta), expected_version=s.version),
+    "update_session_state": lambda svc, s, delta: svc.update_session_state(s.key, delta),
+}
+
+
+async def _append_after_another_write(svc, s, delta):
+    other = await must_get(svc, s.key)
+    await svc.append_event(other, event(content="in between"))
+    await svc.append_event(s, event(state_delta=delta))
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+@pytest.mark.parametrize("keys", list(AWKWARD_KEYS))
+async def test_awkward_session_state_keys_are_set_and_deleted_exactly(svc, keys, write):
+    names = AWKWARD_KEYS[keys]
+    s = await new_session(svc, "s1", state={**{name: f"old {name}" for name in names}, "keep": 1})
+    expected = {**{name: f"old {name}" for name in names}, "keep": 1}
+    for turn in range(2):
+        # each key in turn set (to a value of another kind each time) or deleted
+        delta = {
+            name: ss.DELETE if (i + turn) % 2 else [None, {"v": name}, 1.5, None][(i + turn) % 4]
+            for i, name in enumerate(names)
+        }
+        await WRITES[write](svc, s, delta)
+        for name, value in delta.items():
+            if value is ss.DELETE:
+                expected.pop(name, None)
+            else:
+                expected[name] = value
+        got = await must_get(svc, key("s1"))
+        assert got.state == expected, (turn, delta)
+        assert same_json(got.state, expected)
+        assert sorted(got.state) == sorted(expected)  # no key stored twice under another spelling
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+async def test_a_delta_that_sets_and_deletes_replaces_values_whole(svc, write):
+    s = await new_session(svc, "s1", state={"obj": {"a": 1, "b": 2}, "gone": 1, "n": 1, "list": [1, 2], "keep": "k"})
+    delta = {"obj": {"a": 5.0}, "gone": ss.DELETE, "n": None, "list": [3], "new": {"x": [1e16, {"y": "é"}]},
+             "never": ss.DELETE, "temp:t": 1, "app:a": {"s": 1}, "user:u": ss.DELETE}
+    await WRITES[write](svc, s, delta)
+    got = await must_get(svc, key("s1"))
+    expected = {"obj": {"a": 5.0}, "n": None, "list": [3], "new": {"x": [1e16, {"y": "é"}]}, "keep": "k", "app:a": {"s": 1}}
+    assert same_json(got.state, expected), got.state
+    assert await svc.list_app_state(APP) == {"a": {"s": 1}}
+
+
+async def test_many_session_keys_in_one_delta(svc):
+    s = await new_session(svc, "s1", state={f"k{i}": i for i in range(300)})
+    delta = {f"k{i}": (ss.DELETE if i % 3 == 0 else {"i": i}) for i in range(300)} | {f"n{i}": i for i in range(300)}
+    await svc.append_event(s, event(state_delta=delta))
+    got = await must_get(svc, key("s1"))
+    assert got.state == {f"k{i}": {"i": i} for i in range(300) if i % 3} | {f"n{i}": i for i in range(300)}

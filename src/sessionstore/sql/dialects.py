@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
+from .. import jsonvalue
 from .errors import driver_error
 
 if TYPE_CHECKING:
@@ -114,6 +115,24 @@ class DialectRules:
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
         sets = ", ".join(f"{c} = excluded.{c}" for c in update)
         return f"{head} ON CONFLICT ({', '.join(key)}) WHERE deleted_at IS NULL DO UPDATE SET {sets}"
+
+    # ---- the session-state delta, folded into the UPDATE that claims the session row
+
+    def state_key_path(self, key: str) -> str | None:
+        """How `state_fold_sql` addresses the top-level state key `key` (bound as a parameter),
+        or None if this database cannot address it safely: the write then reads the state
+        and writes it back whole."""
+        return None
+
+    max_fold_keys = 50
+    """Most session keys a delta may have for `state_fold_sql` (SQLite takes at most 127
+    arguments per function); the state of a bigger one is read and written back whole."""
+
+    def state_fold_sql(self, sets: int, removes: int) -> str:
+        """SQL for the session's `state` with a delta applied: the keys at :state_removed_0 ...
+        removed, the keys at :state_path_0 ... set to the JSON texts :state_value_0 ... (a value
+        replaces the old one whole). The paths come from `state_key_path`."""
+        raise NotImplementedError
 
     # ---- migrations (sql/migrate/)
 
@@ -206,6 +225,17 @@ class PostgresRules(DialectRules):
     def json_param(self, name: str) -> str:
         return f"CAST(:{name} AS JSONB)"
 
+    def state_key_path(self, key: str) -> str | None:
+        return key  # the key itself, as jsonb_set's one-element path and jsonb's `-` operand
+
+    def state_fold_sql(self, sets: int, removes: int) -> str:
+        sql = "state"
+        for i in range(removes):
+            sql = f"({sql} - CAST(:state_removed_{i} AS TEXT))"
+        for i in range(sets):
+            sql = f"jsonb_set({sql}, ARRAY[CAST(:state_path_{i} AS TEXT)], CAST(:state_value_{i} AS JSONB))"
+        return sql
+
     def in_pks(self, column: ColumnElement[Any], pks: list[int]) -> ColumnElement[bool]:
         # One array parameter: one prepared statement whatever the list's length.
         return column == any_(bindparam(None, pks, type_=ARRAY(BigInteger)))
@@ -250,6 +280,27 @@ class MySQLRules(DialectRules):
         values = ", ".join(f":{c}" for c in columns)
         sets = ", ".join(f"{c} = VALUES({c})" for c in update)
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON DUPLICATE KEY UPDATE {sets}"
+
+    def state_key_path(self, key: str) -> str | None:
+        # The key as a JSON string: MySQL and MariaDB read a double-quoted path leg with JSON's
+        # escapes and compare it with the document's keys unescaped, so '"', '\', '.', '*',
+        # '$', spaces and any Unicode are safe (tests/contract/test_state.py tries them). But
+        # MariaDB 10.11 refuses a quoted leg that starts with '-' (its negative array indexes).
+        if key.startswith("-"):
+            return None
+        return "$." + jsonvalue.dumps_str(key)
+
+    def state_fold_sql(self, sets: int, removes: int) -> str:
+        sql = "state"
+        for i in range(removes):
+            # One path per JSON_REMOVE: MariaDB 10.11, given several, sometimes leaves a key
+            # in place (with multi-byte keys; a randomised comparison found 1 delta in 12).
+            sql = f"JSON_REMOVE({sql}, :state_removed_{i})"
+        if sets:
+            # JSON_EXTRACT(text, '$') makes the text a JSON value; bare, JSON_SET would store it as a string.
+            pairs = ", ".join(f":state_path_{i}, JSON_EXTRACT(:state_value_{i}, '$')" for i in range(sets))
+            sql = f"JSON_SET({sql}, {pairs})"
+        return sql
 
     def engine_options(self) -> dict[str, Any]:
         # READ COMMITTED: no gap locks, so concurrent appends queue on the session row only.
@@ -343,6 +394,27 @@ class SQLiteRules(DialectRules):
     partial_index_option = "sqlite"
     busy_timeout_s = 30
 
+    def state_key_path(self, key: str) -> str | None:
+        # SQLite reads a double-quoted path leg up to the next '"', with no escapes, and
+        # (before 3.45) compares it with the key's text as written in the stored JSON, so a
+        # key is addressed only where every JSON writer writes it as its bare characters:
+        # printable ASCII without '"' or '\' (which JSON escapes), nor '/', '<', '>', '&',
+        # "'" (which some writers escape). Anything else ("é" may be stored as "\u00e9") is
+        # read and written back whole.
+        if key.isascii() and key.isprintable() and not _SQLITE_UNSAFE_KEY_CHARS.intersection(key):
+            return f'$."{key}"'
+        return None
+
+    def state_fold_sql(self, sets: int, removes: int) -> str:
+        sql = "state"
+        if removes:
+            sql = f"json_remove({sql}, {', '.join(f':state_removed_{i}' for i in range(removes))})"
+        if sets:
+            # json(text) makes the text a JSON value; bare, json_set would store it as a string.
+            pairs = ", ".join(f":state_path_{i}, json(:state_value_{i})" for i in range(sets))
+            sql = f"json_set({sql}, {pairs})"
+        return sql
+
     def engine_options(self) -> dict[str, Any]:
         return super().engine_options() | {"connect_args": {"timeout": self.busy_timeout_s}}
 
@@ -393,6 +465,10 @@ class SQLiteRules(DialectRules):
 
     async def unlock(self, conn: AsyncConnection, name: str) -> None:
         return None
+
+
+_SQLITE_UNSAFE_KEY_CHARS = frozenset('"\\/<>&\'')
+"""Characters that keep a state key out of SQLite's JSON paths (see SQLiteRules.state_key_path)."""
 
 
 RULES: dict[str, DialectRules] = {

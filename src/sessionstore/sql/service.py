@@ -22,23 +22,22 @@ from .. import jsonvalue
 from ..cursor import Cursor
 from ..errors import (
     ConfigurationError,
-    ConflictError,
     DatabaseError,
     SessionExistsError,
-    SessionNotFoundError,
 )
 from ..events import PreparedEvent
 from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
-from ..state import DELETE, ScopedDelta, apply_delta
+from ..state import DELETE, ScopedDelta
+from .appends import SessionWrites
 from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
 from .models import DEFAULT_PREFIX
-from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_fetchone, driver_read, run_transaction
+from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
 from .queries import Queries
 from .reads import ReadSQL, decode_page, decode_session, decode_state
 from .writes import WriteSQL
@@ -75,6 +74,10 @@ class SQLSessionService(SessionService):
         self._tx_class = DRIVER_TX[self.rules.name]
         self.r = ReadSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
+        self.writes = SessionWrites(
+            engine, self.rules, self.w, self.options, self._tx_class,
+            native=self._native, retrying=self._retrying, stored_event=self._stored_event,
+        )
         self._owns_engine = owns_engine
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -206,7 +209,7 @@ class SQLSessionService(SessionService):
                 if self.rules.is_unique_violation(exc):
                     raise SessionExistsError(f"session {key.session_id!r} already exists") from None
                 raise
-            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
+            await tx.execute_and_commit(self.writes.shared_steps(scoped, key.app_name, key.user_id, now))
 
         await self._native(work)
         found = await self._read_session(key, 0, None, now)
@@ -264,123 +267,8 @@ class SQLSessionService(SessionService):
     async def _append_event(
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> tuple[Event, int, bool]:
-        """Store the event: the dialect's fast path if it applies, else the general transaction.
-
-        A fast path either stores the event exactly as the general path would,
-        or changes nothing and returns None (missing session, another version,
-        a retried id); the general path then tells those cases apart.
-        """
-        fast = None
-        if self.w.append_in_one is not None:
-            fast = await self._append_in_one(key, prepared, expected_version, now)
-        elif self.w.claim_at_version is not None and not prepared.scoped.session:
-            fast = await self._append_at_version(key, prepared, known_version, now)
-        if fast is not None:
-            return fast
-        return await self._append_in_transaction(key, prepared, expected_version, now)
-
-    async def _append_in_transaction(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
-    ) -> tuple[Event, int, bool]:
-        """The general append: claim the row, check, set session state, insert, write shared state."""
-        scoped, event, w = prepared.scoped, prepared.event, self.w
-
-        async def work(tx: DriverTx) -> int:
-            pk, version, seq, state = await self._claim(tx, key, now, seq_step=1, with_state=bool(scoped.session))
-            if expected_version is not None and version != expected_version:
-                if await tx.fetchone(w.event_exists, {"pk": pk, "event_id": event.id}):
-                    raise _AlreadyStored  # the id check comes first: a retry never conflicts
-                raise ConflictError(
-                    f"session {key.session_id!r} is at version {version}, not {expected_version}",
-                    expected=expected_version, actual=version,
-                )
-            if scoped.session:
-                new_state = apply_delta(state, scoped.session)
-                await tx.execute(w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
-            await self._insert_event(tx, w.insert_event, _event_row(prepared, tx.time, now) | {"session_pk": pk, "seq": seq})
-            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
-            event.seq = seq
-            return version + 1
-
-        try:
-            version = await self._native(work)
-        except _AlreadyStored:
-            return await self._stored_event(key, event.id, now)
-        return event, version, False
-
-    async def _append_at_version(
-        self, key: Key, prepared: PreparedEvent, known_version: int, now: datetime
-    ) -> tuple[Event, int, bool] | None:
-        """MySQL/MariaDB, no session-state delta: append at the version the caller saw, without a SELECT."""
-        scoped, event, w = prepared.scoped, prepared.event, self.w
-        claim, insert_by_key = w.claim_at_version, w.insert_event_by_key
-        assert claim is not None and insert_by_key is not None
-        owner = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id}
-
-        async def work(tx: DriverTx) -> int | None:
-            seq = await tx.update_for_id(claim, owner | {
-                "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
-                "known_version": known_version,
-            })
-            if seq is None:
-                return None  # nothing was written
-            await self._insert_event(tx, insert_by_key, _event_row(prepared, tx.time, now) | owner)
-            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
-            return seq
-
-        try:
-            seq = await self._native(work)
-        except _AlreadyStored:
-            return await self._stored_event(key, event.id, now)
-        if seq is None:
-            return None
-        event.seq = seq
-        return event, known_version + 1, False
-
-    async def _append_in_one(
-        self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime
-    ) -> tuple[Event, int, bool] | None:
-        """PostgreSQL: the whole append as one statement."""
-        scoped, event = prepared.scoped, prepared.event
-        assert self.w.append_in_one is not None
-        at = self._tx_class.time
-        params = _event_row(prepared, at, now) | {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-            "now": at(now), "expires_at": at(expiry(now, self.options.session_ttl)), "expected": expected_version,
-        }
-        for scope, delta, ttl in (
-            ("state", scoped.session, self.options.session_ttl),
-            ("app", scoped.app, self.options.app_state_ttl),
-            ("user", scoped.user, self.options.user_state_ttl),
-        ):
-            params[f"{scope}_sets"] = jsonvalue.dumps_str({k: v for k, v in delta.items() if v is not DELETE})
-            params["state_removed_keys" if scope == "state" else f"{scope}_removed"] = [
-                k for k, v in delta.items() if v is DELETE
-            ]
-            params[f"{scope}_expires_at"] = at(expiry(now, ttl))
-        stmt = self.w.append_in_one[self.options.soft_delete]
-
-        async def attempt(fresh: bool) -> DriverRow | None:
-            try:
-                return await driver_fetchone(self.engine, self._tx_class, stmt, params, verify=fresh)
-            except Exception as exc:
-                if self.rules.is_unique_violation(exc):  # most likely a retried id
-                    return None
-                raise
-
-        row = await self._retrying(attempt)
-        if row is None:
-            return None
-        event.seq = row[2]
-        return event, row[1], False
-
-    async def _insert_event(self, tx: DriverTx, stmt: NativeSQL, row: dict[str, Any]) -> None:
-        try:
-            await tx.execute(stmt, row)
-        except Exception as exc:
-            if self.rules.is_unique_violation(exc):  # (session, event_id): a retried append
-                raise _AlreadyStored from None
-            raise
+        """Store the event (sql/appends.py: the dialect's fast path if it applies, else the general transaction)."""
+        return await self.writes.append(key, prepared, expected_version, now, known_version)
 
     async def _stored_event(self, key: Key, event_id: str, now: datetime) -> tuple[Event, int, bool]:
         """The event a retried append had already stored, with the session's current version."""
@@ -401,17 +289,10 @@ class SQLSessionService(SessionService):
     # ------------------------------------------------------------------ state
 
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
-
-        async def work(tx: DriverTx) -> None:
-            pk, _, _, state = await self._claim(tx, key, now, seq_step=0, with_state=True)
-            new_state = apply_delta(state, scoped.session)
-            await tx.execute(self.w.set_state, {"pk": pk, "state": jsonvalue.dumps_str(new_state)})
-            await self._apply_shared(tx, scoped, key.app_name, key.user_id, now)
-
-        await self._native(work)
+        await self.writes.update_session_state(key, scoped, now)
 
     async def _update_shared_state(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        await self._native(lambda tx: self._apply_shared(tx, scoped, app_name, user_id, now))
+        await self._native(lambda tx: tx.execute_and_commit(self.writes.shared_steps(scoped, app_name, user_id, now)))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
         params = {"app_name": app_name, "now": self._tx_class.time(now)}
@@ -430,42 +311,6 @@ class SQLSessionService(SessionService):
 
     # ------------------------------------------------------------------ internals
 
-    async def _claim(
-        self, tx: DriverTx, key: Key, now: datetime, *, seq_step: int, with_state: bool
-    ) -> tuple[int, int, int, dict[str, Any]]:
-        """Lock and bump the session row: (pk, version before, new last_seq, session state or {}).
-
-        Raises SessionNotFoundError if the session is not active.
-        """
-        w = self.w
-        params = {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id,
-            "now": tx.time(now), "expires_at": tx.time(expiry(now, self.options.session_ttl)),
-            "seq_step": seq_step,
-        }
-        row = await tx.fetchone(w.claim_with_state if with_state else w.claim, params)
-        if row is None:
-            raise SessionNotFoundError(f"session {key.session_id!r} not found")
-        if w.bump is not None:
-            await tx.execute(w.bump, {**params, "pk": row[0]})
-        return row[0], row[1], row[2], _json(row[3]) if with_state else {}
-
-    async def _apply_shared(self, tx: DriverTx, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        """Write the app: and user: parts of a delta, one statement per key, in sorted key order."""
-        targets = [(self.w.app_state, {"app_name": app_name}, scoped.app, self.options.app_state_ttl)]
-        if user_id is not None:
-            targets.append((self.w.user_state, {"app_name": app_name, "user_id": user_id}, scoped.user, self.options.user_state_ttl))
-        at = tx.time(now)
-        for sql, owner, delta, ttl in targets:
-            expires_at = tx.time(expiry(now, ttl))
-            for name in sorted(delta, key=lock_order):
-                value = delta[name]
-                params = {**owner, "state_key": name, "now": at}
-                if value is not DELETE:
-                    params.update(value=jsonvalue.dumps_str(value), created_at=at, updated_at=at, expires_at=expires_at)
-                    await tx.execute(sql.upsert, params)
-                else:
-                    await tx.execute(sql.soft_delete if self.options.soft_delete else sql.hard_delete, params)
 
 
 def _event(row: Any) -> Event:
@@ -477,37 +322,6 @@ def _event(row: Any) -> Event:
         timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
         metadata=row.meta if row.meta is not None else {}, seq=row.seq,
     )
-
-
-def lock_order(state_key: str) -> tuple[int, bytes]:
-    """The order shared-state keys are written (and so locked) in: PostgreSQL's jsonb key
-    order (shorter first, then bytewise), which the one-statement append follows too."""
-    raw = state_key.encode()
-    return len(raw), raw
-
-
-class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside this module, not an error
-    """Internal: the event id is already stored in the session; roll back and return that event."""
-
-
-def _event_row(
-    prepared: PreparedEvent, time: Callable[[datetime | None], datetime | str | None], now: datetime
-) -> dict[str, Any]:
-    """The event's column values as the hand-written SQL binds them (all but session_pk and seq)."""
-    event = prepared.event
-    content_json, meta_json, delta_json = prepared.json
-    removed = [k for k, v in event.state_delta.items() if v is DELETE]
-    return {
-        "event_id": event.id, "author": event.author, "invocation_id": event.invocation_id,
-        "branch": event.branch, "timestamp": time(event.timestamp), "content": content_json,
-        "state_delta": delta_json, "state_removed": jsonvalue.dumps_str(removed) if removed else None,
-        "meta": meta_json, "created_at": time(now), "updated_at": time(now),
-    }
-
-
-def _json(value: Any) -> Any:
-    """A JSON column as the driver returned it (text on every driver we use), decoded."""
-    return jsonvalue.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:

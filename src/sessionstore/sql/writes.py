@@ -9,7 +9,10 @@ An append or session-state update first *claims* the session row: it locks
 the row, bumps version (and last_seq by seq_step) and learns the row's pk,
 its version before the write and the seq to use. Where UPDATE ... RETURNING
 exists (PostgreSQL, SQLite) that is one statement; MySQL/MariaDB lock with
-SELECT ... FOR UPDATE and then bump.
+SELECT ... FOR UPDATE and then bump. The session-state delta goes into that
+UPDATE too (`folded`, with the database's JSON functions) whenever the
+database can address every key of it; otherwise the claim also returns the
+state, and the state is written back whole (claim_with_state, set_state).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ _EVENT_COLUMNS = (
     "content", "state_delta", "state_removed", "meta", "created_at", "updated_at",
 )
 _EVENT_JSON = {"content", "state_delta", "state_removed", "meta"}
+_MAX_FOLDED = 256
+"""Most delta shapes whose folded statements are kept (beyond, they are built per call)."""
 
 
 class WriteSQL:
@@ -43,16 +48,20 @@ class WriteSQL:
         session_key = "app_name = :app_name AND user_id = :user_id AND session_id = :session_id"
         live = f"{session_key} AND {rules.active_sql()} AND (expires_at IS NULL OR expires_at > :now)"
         bump = "version = version + 1, last_seq = last_seq + :seq_step, updated_at = :now, expires_at = :expires_at"
+        # {state} in a template: where the session-state delta's fold goes (see `folded`).
+        self._templates: dict[str, str] = {}
         if rules.supports_returning_update:
-            returning = f"UPDATE {sessions} SET {bump} WHERE {live} RETURNING pk, version - 1, last_seq"
-            self.claim = sql(returning)
-            self.claim_with_state = sql(f"{returning}, state")
+            returning = f"UPDATE {sessions} SET {bump}{{state}} WHERE {live} RETURNING pk, version - 1, last_seq"
+            self._templates["claim"] = returning
+            self.claim = sql(returning.format(state=""))
+            self.claim_with_state = sql(f"{returning.format(state='')}, state")
             self.bump: NativeSQL | None = None
         else:
             locking = f"SELECT pk, version, last_seq + :seq_step{{}} FROM {sessions} WHERE {live}{rules.for_update}"
             self.claim = sql(locking.format(""))
             self.claim_with_state = sql(locking.format(", state"))
-            self.bump = sql(f"UPDATE {sessions} SET {bump} WHERE pk = :pk")
+            self._templates["bump"] = f"UPDATE {sessions} SET {bump}{{state}} WHERE pk = :pk"
+            self.bump = sql(self._templates["bump"].format(state=""))
         self.set_state = sql(f"UPDATE {sessions} SET state = {j('state')} WHERE pk = :pk")
 
         # MySQL/MariaDB, where a locking SELECT costs as much as the rest of an
@@ -60,20 +69,24 @@ class WriteSQL:
         # that version (seq comes back as LAST_INSERT_ID) and insert the event
         # with INSERT ... SELECT from the row just locked. No row matched means
         # another write landed (or no session): the general path takes over.
+        # The INSERT runs right after that UPDATE, in the same query when it can,
+        # so it inserts only if the UPDATE matched (ROW_COUNT(): the previous
+        # statement's rows).
         self.claim_at_version: NativeSQL | None = None
         self.insert_event_by_key: NativeSQL | None = None
         if rules.has_last_insert_id:
-            self.claim_at_version = sql(
+            self._templates["claim_at_version"] = (
                 f"UPDATE {sessions} SET version = version + 1, last_seq = LAST_INSERT_ID(last_seq + 1), "
-                f"updated_at = :now, expires_at = :expires_at WHERE {live} AND version = :known_version"
+                f"updated_at = :now, expires_at = :expires_at{{state}} WHERE {live} AND version = :known_version"
             )
+            self.claim_at_version = sql(self._templates["claim_at_version"].format(state=""))
             by_key = ", ".join(
                 {"session_pk": "pk", "seq": "last_seq"}.get(c, j(c) if c in _EVENT_JSON else f":{c}")
                 for c in _EVENT_COLUMNS
             )
             self.insert_event_by_key = sql(
                 f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) SELECT {by_key} FROM {sessions} "
-                f"WHERE {session_key} AND {rules.active_sql()}"
+                f"WHERE {session_key} AND {rules.active_sql()} AND ROW_COUNT() = 1"
             )
 
         values = ", ".join(j(c) if c in _EVENT_JSON else f":{c}" for c in _EVENT_COLUMNS)
@@ -96,6 +109,22 @@ class WriteSQL:
                 soft: sql(_append_in_one_statement(sessions, events, name(tables.app_state), name(tables.user_state), live, soft))
                 for soft in (True, False)
             }
+        self._rules = rules
+        self._style = style
+        self._folded: dict[tuple[str, int, int], NativeSQL] = {}
+
+    def folded(self, name: str, sets: int, removes: int) -> NativeSQL:
+        """Statement `name` (the claim where UPDATE ... RETURNING exists, else the bump after
+        the locking SELECT, or claim_at_version) that also applies a session-state delta of
+        `sets` set and `removes` removed keys to the row's state (DialectRules.state_fold_sql)."""
+        shape = (name, sets, removes)
+        stmt = self._folded.get(shape)
+        if stmt is None:
+            fold = f", state = {self._rules.state_fold_sql(sets, removes)}" if sets or removes else ""
+            stmt = NativeSQL(self._templates[name].format(state=fold), self._style)
+            if len(self._folded) < _MAX_FOLDED:
+                self._folded[shape] = stmt
+        return stmt
 
 
 def _append_in_one_statement(sessions: str, events: str, app_state: str, user_state: str, live: str, soft: bool) -> str:
