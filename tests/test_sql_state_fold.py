@@ -148,12 +148,11 @@ async def test_a_state_delta_goes_into_the_claiming_update(svc: SQLSessionServic
     assert got is not None and got.state == {"turn": 3, "keep": 2, "obj": {"a": [1.5]}} and got.version == 3
 
 
+@pytest.mark.parametrize("url", ["mysql"], indirect=True)  # the MySQL/MariaDB append only
 async def test_mysql_round_trips_of_an_append(svc: SQLSessionService, key: ss.Key, queries: list[list[str]]) -> None:
     """At the caller's version, the claim (with the state delta), the event and COMMIT go as one
     query; with app:/user: keys, two (those writes wait for the claim's answer); the general
     transaction (another write landed first) locks the row, then writes and commits in one."""
-    if svc.rules.name != "mysql":
-        pytest.skip("round trips of the MySQL/MariaDB append")
     s = await svc.create_session(key)
     queries.clear()
     await svc.append_event(s, ss.Event(author="a", state_delta={"turn": 1, "gone": ss.DELETE}))
@@ -178,15 +177,14 @@ async def test_mysql_round_trips_of_an_append(svc: SQLSessionService, key: ss.Ke
     assert [e.seq for e in got.events] == [1, 2, 3, 4]
 
 
-UNADDRESSABLE = {"sqlite": ["é", 'a"b', "a\\b", "a/b"], "mysql": ["-1", "-"], "postgresql": []}
+UNADDRESSABLE = {"sqlite": ["é", 'a"b', "a\\b", "a/b"], "mysql": ["-1", "-"]}
 
 
+@pytest.mark.parametrize("url", ["sqlite", "mysql"], indirect=True)  # PostgreSQL addresses every key
 async def test_keys_the_database_cannot_address_are_read_and_written_back(
     svc: SQLSessionService, key: ss.Key, statements: list[str]
 ) -> None:
     names = UNADDRESSABLE[svc.rules.name]
-    if not names:
-        pytest.skip("PostgreSQL addresses every key")
     s = await svc.create_session(key, state={"keep": 1})
     for name in names:
         statements.clear()
