@@ -1151,3 +1151,24 @@ async def test_reads_leave_no_transaction_open_on_mysql() -> None:
                         await cursor.execute(f"ALTER TABLE {svc.table_prefix}{table} COMMENT = 'checked'")
             finally:
                 other.close()
+
+
+async def test_event_rows_with_json_null_columns_read_as_empty(db: Db, open_svc: OpenService, app: str) -> None:
+    """Rows written through SQLAlchemy's JSON type (bulk loads, older versions) may hold JSON
+    null where the service writes SQL NULL or {}: they read back as no delta, no removals,
+    empty metadata."""
+    svc = await open_svc()
+    k = ss.Key(app, "u1", "nulls")
+    await svc.create_session(k)
+    pk = await session_pk(svc, k)
+    e, s = svc.tables.events, svc.tables.sessions
+    async with svc.engine.begin() as conn:
+        await conn.execute(insert(e), [{
+            "session_pk": pk, "seq": 1, "event_id": "e1", "author": "user", "timestamp": T0,
+            "content": None, "state_delta": None, "state_removed": None, "meta": None, "created_at": T0, "updated_at": T0,
+        }])
+        await conn.execute(update(s).where(s.c.pk == pk).values(last_seq=1, version=1))
+    got = await svc.get_session(k)
+    assert got is not None and len(got.events) == 1
+    event = got.events[0]
+    assert (event.content, event.state_delta, event.metadata, event.seq) == (None, {}, {}, 1)

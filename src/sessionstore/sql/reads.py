@@ -226,13 +226,16 @@ def _event_decoder(driver: type[DriverTx]) -> Callable[[DriverRow], Event]:
     text = None if driver.text_out is DriverTx.text_out else driver.text_out  # None: already str
 
     def decode(row: DriverRow) -> Event:
+        # A column may hold SQL NULL or, written through SQLAlchemy's JSON type, JSON null:
+        # either means "none" (an empty delta, no removals, empty metadata).
         delta = row[11]
-        delta = {} if delta is None else json(delta)
+        delta = (None if delta is None else json(delta)) or {}
         removed = row[12]
         if removed is not None:
-            for name in json(removed):
+            for name in json(removed) or ():
                 delta[name] = DELETE
         meta = row[13]
+        meta = None if meta is None else json(meta)
         if text is None:
             event_id, author, invocation_id, branch = row[6], row[7], row[8], row[9]
         else:
@@ -240,7 +243,7 @@ def _event_decoder(driver: type[DriverTx]) -> Callable[[DriverRow], Event]:
         content = row[10]
         return Event(  # positional, in the field order of records.Event (cheaper than keywords)
             author, None if content is None else json(content), event_id, invocation_id, time(row[4]), delta,
-            False, branch, {} if meta is None else json(meta), row[1],
+            False, branch, {} if meta is None else meta, row[1],
         )
 
     _DECODERS[driver] = decode
