@@ -76,6 +76,7 @@ class ReadSQL:
             return f"{rules.active_sql(alias + '.')} AND ({alias}.expires_at IS NULL OR {alias}.expires_at > :now)"
 
         live = f"s.app_name = :app_name AND s.user_id = :user_id AND s.session_id = :session_id AND {alive('s')}"
+
         def shared_parts(layout: tuple[str, ...]) -> list[str]:
             return [
                 _part(APP, f"{app_state} a", f"a.app_name = :app_name AND {alive('a')}", layout, s1="a.state_key", j1="a.value"),
