@@ -335,11 +335,7 @@ class AiomysqlTx(DriverTx):
         # The UTC wall time as the literal PyMySQL would send for the datetime
         # ('2026-01-02 03:04:05.000006'), made once per write rather than at each of the
         # statements' several uses, each of which PyMySQL's datetime escaping costs 4 us.
-        if value is None:
-            return None
-        if value.tzinfo is not timezone.utc:
-            value = value.astimezone(timezone.utc)
-        return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
+        return _utc_text(value)
 
 
 class AiosqliteTx(DriverTx):
@@ -405,11 +401,7 @@ class AiosqliteTx(DriverTx):
     def time(value: datetime | None) -> str | None:
         # The text SQLAlchemy's SQLite DateTime writes ("2026-01-02 03:04:05.000006"), so both
         # paths compare alike. (isoformat: a few times faster than strftime, once per append.)
-        if value is None:
-            return None
-        if value.tzinfo is not timezone.utc:
-            value = value.astimezone(timezone.utc)
-        return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
+        return _utc_text(value)
 
     async def run(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run begin, work, commit (or rollback) on the worker thread, in one hop.
@@ -458,6 +450,16 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
         return result
     coro.close()
     raise RuntimeError("a SQLite write transaction awaited something other than the database")
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """A datetime as UTC wall-clock text with microseconds ('2026-01-02 03:04:05.000006'),
+    the form both MySQL/MariaDB and SQLite writes bind."""
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
 
 
 DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
