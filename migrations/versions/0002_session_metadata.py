@@ -11,9 +11,9 @@ Frozen DDL, like 0001 (which explains the dialect differences). Adds:
 - ``{prefix}sessions_app_recent`` on (app_name, updated_at, session_id,
   user_id), which list_app_sessions pages through backwards.
 
-Columns go in through batch mode: plain ALTER TABLE ADD COLUMN everywhere
-(SQLite included); the downgrade's DROP COLUMN rebuilds the table on SQLite,
-which the migration runner does with foreign keys off, so no event is lost.
+Plain ALTER TABLE ADD / DROP COLUMN everywhere, no batch mode: SQLite has
+both (DROP COLUMN since 3.35, for a column no index or constraint names), so
+no table is rebuilt and ``upgrade --sql`` / ``downgrade --sql`` work offline.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ def _json() -> sa.types.TypeEngine:
 
 def upgrade() -> None:
     p, schema = _settings()
-    with op.batch_alter_table(f"{p}sessions", schema=schema) as batch:
-        batch.add_column(sa.Column("title", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("meta", _json(), nullable=True))
+    op.add_column(f"{p}sessions", sa.Column("title", sa.Text(), nullable=True), schema=schema)
+    op.add_column(f"{p}sessions", sa.Column("meta", _json(), nullable=True), schema=schema)
     op.create_index(
         f"{p}sessions_app_recent", f"{p}sessions", ["app_name", "updated_at", "session_id", "user_id"], schema=schema
     )
@@ -57,6 +56,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     p, schema = _settings()
     op.drop_index(f"{p}sessions_app_recent", table_name=f"{p}sessions", schema=schema)
-    with op.batch_alter_table(f"{p}sessions", schema=schema) as batch:
-        batch.drop_column("meta")
-        batch.drop_column("title")
+    op.drop_column(f"{p}sessions", "meta", schema=schema)
+    op.drop_column(f"{p}sessions", "title", schema=schema)
