@@ -141,11 +141,11 @@ class ReadSQL:
             )
             if not across_users:
                 return [sessions_part, *narrow_shared]
-            # The user state of the page's users: the page again (same parameters), as a join.
-            users = f"{user_state} u JOIN (SELECT DISTINCT y.user_id FROM ({inner}) y) p ON u.user_id = p.user_id"
+            # The user state of the page's users: the page again (same parameters), as a semi-join
+            # (through a derived table: MySQL takes no LIMIT directly in an IN subquery).
+            users = f"u.app_name = :app_name AND u.user_id IN (SELECT y.user_id FROM ({inner}) y) AND {alive('u')}"
             user_part = _part(
-                USER, users, f"u.app_name = :app_name AND {alive('u')}", _NARROW, s1="u.state_key", j1="u.value",
-                s3="u.user_id",
+                USER, f"{user_state} u", users, _NARROW, s1="u.state_key", j1="u.value", s3="u.user_id",
             )
             return [sessions_part, narrow_shared[0], user_part]
 
