@@ -37,8 +37,8 @@ MAX_TITLE_LENGTH = 500
 
 def check_title(title: object) -> str | None | Unset:
     """The title as given, or InvalidArgumentError: a non-empty str without control characters, None, UNSET."""
-    if title is None or title is UNSET:
-        return title  # type: ignore[return-value]  # (mypy does not narrow `object` by identity)
+    if title is None or isinstance(title, Unset):
+        return title
     problem = identifier_problem(title, MAX_TITLE_LENGTH)
     if problem is not None:
         raise InvalidArgumentError(f"title {problem} (None clears the title)")

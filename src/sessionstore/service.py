@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .cursor import Cursor
 from .arguments import MAX_PAGE_SIZE, add_in_seq_order, checked_key, checked_limit, checked_user_key
+from .cursor import Cursor
 from .errors import InvalidArgumentError, InvalidKeyError
 from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .keys import Key, UserKey, check_identifier
 from .options import ServiceOptions
-from .service_history import HistoryAndMetadata
 from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
+from .service_history import HistoryAndMetadata
 from .state import (
     DELETE,
     ScopedDelta,

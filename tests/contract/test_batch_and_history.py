@@ -4,6 +4,8 @@ next to good input, and a rejected call changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import sessionstore as ss
@@ -211,3 +213,21 @@ async def test_trim_keeps_the_newest(svc):
         await svc.trim_session_events(key("h"), -1)
     with pytest.raises(ss.SessionNotFoundError):
         await svc.trim_session_events(key("nope"), 1)
+
+
+async def test_concurrent_batches_each_land_whole_and_in_one_order(svc):
+    await new_session(svc, "cc")
+    batches = [[event(content=f"{n}-{i}") for i in range(3)] for n in range(6)]
+    copies = [await must_get(svc, key("cc")) for _ in batches]
+    twice = [event(content="dup-a"), event(content="dup-b")]
+    results = await asyncio.gather(
+        *(svc.append_events(copy, batch) for copy, batch in zip(copies, batches, strict=True)),
+        svc.append_events(await must_get(svc, key("cc")), twice),
+        svc.append_events(await must_get(svc, key("cc")), twice),  # the same batch sent twice at once
+    )
+    for stored in results:
+        assert [e.seq for e in stored] == list(range(stored[0].seq, stored[0].seq + len(stored)))
+    got = await must_get(svc, key("cc"))
+    assert [e.seq for e in got.events] == list(range(1, 21))
+    assert sorted(texts(got.events)) == sorted([f"{n}-{i}" for n in range(6) for i in range(3)] + ["dup-a", "dup-b"])
+    assert got.version == 7

@@ -159,7 +159,8 @@ class SessionHistory:
     ) -> int:
         """One attempt: lock, check, insert, update, shared state, commit; the version after."""
         at = self._tx_class.time
-        pk, version, last_seq, state = (await self._locked(tx, key, now))[:4]
+        row = await self._locked(tx, key, now)
+        pk, version, last_seq, state = row[0], row[1], row[2], row[3]
         if expected_version is not None and version != expected_version:
             if not looked:
                 raise _Recheck  # a retried batch never conflicts: look for stored ids first
@@ -175,8 +176,8 @@ class SessionHistory:
             chunk = pending[start : start + INSERT_CHUNK]
             params: dict[str, Any] = {}
             for i, p in enumerate(chunk):
-                row = event_row(p, at(p.event.timestamp), stamp) | {"session_pk": pk, "seq": last_seq + start + i + 1}
-                params.update({f"{name}_{i}": value for name, value in row.items()})
+                values = event_row(p, at(p.event.timestamp), stamp) | {"session_pk": pk, "seq": last_seq + start + i + 1}
+                params.update({f"{name}_{i}": value for name, value in values.items()})
             steps.append((self.h.insert_events(len(chunk)), params))
         for p in pending:
             apply_delta(session_state, p.scoped.session)
@@ -259,7 +260,8 @@ class SessionHistory:
 
     async def set_metadata(self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime) -> None:
         async def work(tx: DriverTx) -> None:
-            pk, _, _, _, old_title, old_meta = await self._locked(tx, key, now)
+            row = await self._locked(tx, key, now)
+            pk, old_title, old_meta = row[0], row[4], row[5]
             meta = _json(old_meta) if old_meta is not None else None
             merged = apply_metadata(meta if isinstance(meta, dict) else {}, delta)
             new_title = self._tx_class.text_out(old_title) if isinstance(title, Unset) else title

@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Dialect
 
-from ..keys import Key, UserKey
+from ..keys import Key
 from ..records import Event, Session
 from ..state import DELETE, merged_view
 from .dialects import DialectRules

@@ -37,10 +37,10 @@ from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
+from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
 from .queries import Queries
-from .history import HistorySQL, SessionHistory
 from .reads import ReadSQL, decode_page, decode_session, decode_state
 from .writes import WriteSQL
 
