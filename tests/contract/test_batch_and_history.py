@@ -231,3 +231,17 @@ async def test_concurrent_batches_each_land_whole_and_in_one_order(svc):
     assert [e.seq for e in got.events] == list(range(1, 21))
     assert sorted(texts(got.events)) == sorted([f"{n}-{i}" for n in range(6) for i in range(3)] + ["dup-a", "dup-b"])
     assert got.version == 7
+
+
+async def test_a_large_batch_spans_several_insert_statements(svc):
+    s = await new_session(svc, "big")
+    batch = [event(content=f"m{i}", state_delta={f"k{i % 7}": i}) for i in range(250)]
+    stored = await svc.append_events(s, batch)
+    assert [e.seq for e in stored] == list(range(1, 251))
+    seen, cursor = [], 0
+    while cursor is not None:
+        page = await svc.list_events(key("big"), after_seq=cursor, limit=100)
+        seen += texts(page.events)
+        cursor = page.next_cursor
+    assert seen == [f"m{i}" for i in range(250)]
+    assert (await must_get(svc, key("big"))).state == {f"k{j}": max(i for i in range(250) if i % 7 == j) for j in range(7)}
