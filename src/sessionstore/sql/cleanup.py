@@ -357,6 +357,20 @@ async def _rowcount(conn: AsyncConnection, stmt: Any, params: dict[str, Any] | N
     return (await conn.execute(stmt, params)).rowcount
 
 
+async def _keep_lock(db: Database, conn: AsyncConnection, name: str) -> None:
+    """Renew a lock that is a lease (Galera, sql/leases.py) every third of its length while
+    the round runs; elsewhere the lock lasts as long as the connection and this returns at once."""
+    from .leases import LEASE_S
+
+    if not db.rules.has_named_locks:
+        return
+    while True:
+        await asyncio.sleep(LEASE_S / 3)
+        if not await db.rules.renew_lock(conn, name):
+            log.warning("sessionstore cleanup lost its lease on %s; another cleaner may have taken over", name)
+            return
+
+
 async def run_cleanup(
     db: Database, *, dry_run: bool = False, progress: Progress | None = None
 ) -> CleanupResult:
@@ -378,9 +392,12 @@ async def run_cleanup(
             log.info("sessionstore cleanup skipped: another process holds %s", name, extra={"cleanup": result.as_dict()})
             return result
         await lock_conn.commit()  # the lock is session-level; end the transaction that took it
+        keepalive = asyncio.create_task(_keep_lock(db, lock_conn, name))
         try:
             await _Round(db, db.options.clock(), dry_run, progress).run(result)
         finally:
+            keepalive.cancel()
+            await asyncio.gather(keepalive, return_exceptions=True)
             await db.rules.unlock(lock_conn, name)
             await lock_conn.commit()
     result.seconds = perf_counter() - started
