@@ -32,7 +32,10 @@ def galera_provider() -> str:
     for path in ([explicit] if explicit else []) + list(PROVIDERS):
         if os.path.exists(path):
             return path
-    missing("the Galera wsrep provider (libgalera_smm.so)", "apt-get install galera-4 rsync (or set SESSIONSTORE_TEST_GALERA_PROVIDER)")
+    missing(
+        "the Galera wsrep provider (libgalera_smm.so)",
+        "apt-get install galera-4 rsync (or set SESSIONSTORE_TEST_GALERA_PROVIDER)",
+    )
     raise AssertionError("unreachable")
 
 
@@ -123,7 +126,10 @@ class GaleraCluster:
             try:
                 pwd.getpwnam("mysql")
             except KeyError:
-                missing("a mysql user", "Galera's rsync state transfer cannot run as root; create the user (apt-get install mariadb-server does)")
+                missing(
+                    "a mysql user",
+                    "Galera's rsync state transfer cannot run as root; create it (apt-get install mariadb-server does)",
+                )
             for path in [root, *root.rglob("*")]:
                 shutil.chown(path, user="mysql", group="mysql")
         address = "gcomm://" + ",".join(f"127.0.0.1:{n.gcomm_port}" for n in nodes)

@@ -137,7 +137,7 @@ async def test_appends_through_three_nodes_lose_nothing(database: list[str]) -> 
         for svc in services:  # every node answers the same
             for sid in ids:
                 total = len(services) * per_writer
-                got = await _caught_up(svc, sid, lambda s: s.version >= total)
+                got = await _caught_up(svc, sid, lambda s, total=total: s.version >= total)
                 assert [e.seq for e in got.events] == list(range(1, total + 1))  # gap-free, no duplicate
                 assert sorted(str(e.content) for e in got.events) == sorted(
                     f"{n}-{i}" for n in range(len(services)) for i in range(per_writer)

@@ -65,6 +65,11 @@ class DialectRules:
     of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
     supports_schemas = False
     """May tables live in a named schema (the ``schema`` option)? PostgreSQL only."""
+    wal_position_sql: str | None = None
+    """Read replicas (sql/replicas.py): the primary's write position now, as a number. None where
+    sessionstore does not route reads to replicas (everywhere but PostgreSQL)."""
+    replayed_position_sql: str | None = None
+    """A streaming replica's replayed position, comparable with wal_position_sql's."""
     has_named_locks = True
     """Does the database have named locks (advisory locks, GET_LOCK)? SQLite's write lock stands in."""
     ids_sort_as_code_points = True
@@ -227,6 +232,8 @@ class PostgresRules(DialectRules):
     supports_schemas = True
     ids_sort_as_code_points = False
     partial_index_option = "postgresql"
+    wal_position_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+    replayed_position_sql = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"
 
     def json_param(self, name: str) -> str:
         return f"CAST(:{name} AS JSONB)"
