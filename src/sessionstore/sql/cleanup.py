@@ -59,6 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..records import CleanupProgress as Progress
 from ..records import CleanupResult
 from ..retry import retrying
+from . import partitions
 from .database import Database
 from .queries import alive
 
@@ -111,13 +112,23 @@ class _Round:
 
     async def _steps(self, result: CleanupResult) -> None:
         s = self.t.sessions
+        dropped = 0
+        if self.rules.partitioned_events and not self.dry_run:
+            # First: events of sessions this round removes go with their partition, if whole.
+            async with self.db.engine.connect() as conn:
+                dropped = await partitions.maintain(
+                    conn, self.t, self.db.schema, hard_delete=not self.options.soft_delete,
+                    now=self.now, horizon=self.horizon,
+                ) or 0
+            if dropped:
+                self.progress("events removed", dropped)
         if self.options.soft_delete:
             result.sessions_expired = await self._mark_deleted(s, _expired(self.db, s, self.now), "sessions expired")
         else:
             result.sessions_expired, result.events_removed = await self._hard_expire_sessions()
         purged, events = await self._purge_sessions(s.c.deleted_at <= self.horizon)
         result.tombstones_purged += purged
-        result.events_removed += events
+        result.events_removed += events + dropped
         for table, field in ((self.t.app_state, "app_state_expired"), (self.t.user_state, "user_state_expired")):
             expired = _expired(self.db, table, self.now)
             step = field.replace("_", " ")

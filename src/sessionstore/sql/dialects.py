@@ -65,6 +65,8 @@ class DialectRules:
     of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
     supports_schemas = False
     """May tables live in a named schema (the ``schema`` option)? PostgreSQL only."""
+    partitioned_events = False
+    """Can events be range-partitioned by session (sql/partitions.py)? PostgreSQL only."""
     wal_position_sql: str | None = None
     """Read replicas (sql/replicas.py): the primary's write position now, as a number. None where
     sessionstore does not route reads to replicas (everywhere but PostgreSQL)."""
@@ -232,6 +234,7 @@ class PostgresRules(DialectRules):
     supports_schemas = True
     ids_sort_as_code_points = False
     partial_index_option = "postgresql"
+    partitioned_events = True
     wal_position_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
     replayed_position_sql = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"
 
