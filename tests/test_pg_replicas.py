@@ -24,7 +24,8 @@ from sessionstore.sql.engine import make_engine
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.replicas import PROBE_INTERVAL_S
 from sessionstore.sql.service import SQLSessionService
-from tests.private_servers import PrivatePostgres, free_port, run
+from tests.pg_replica import primary_and_replica
+from tests.private_servers import PrivatePostgres, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,29 +36,9 @@ BOUND_S = 1.0
 @pytest.fixture(scope="module")
 async def servers() -> AsyncIterator[tuple[PrivatePostgres, PrivatePostgres]]:
     root = Path(tempfile.mkdtemp(prefix="sessionstore-pgrep-"))
-    root.chmod(0o755)  # the postgres user must reach both data directories
     primary = replica = None
     try:
-        (root / "primary").mkdir()
-        primary = await PrivatePostgres.create(root / "primary")
-        hba = primary.data / "pg_hba.conf"
-        hba.write_text("host replication postgres 127.0.0.1/32 trust\n" + hba.read_text())
-        with open(primary.data / "postgresql.conf", "a") as conf:
-            conf.write("wal_level = replica\nmax_wal_senders = 4\n")
-        await primary.start()
-
-        replica_root = root / "replica"
-        replica_root.mkdir()
-        replica = PrivatePostgres(primary.bindir, replica_root, free_port())
-        if primary._as_postgres:
-            shutil.chown(replica_root, user="postgres")
-        await run(
-            *replica._as_postgres, str(primary.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-            "-U", "postgres", "-D", str(replica.data), "-R", "-X", "stream", "--no-sync",
-        )
-        with open(replica.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nport = {replica.port}\nunix_socket_directories = '{replica_root}'\nhot_standby = on\n")
-        await replica.start()
+        primary, replica = await primary_and_replica(root)
         await migrate(primary.url())
         yield primary, replica
     finally:
