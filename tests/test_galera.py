@@ -153,6 +153,23 @@ async def test_appends_through_three_nodes_lose_nothing(database: list[str]) -> 
             await svc.close()
 
 
+async def test_wsrep_sync_wait_gives_cross_node_read_after_write(database: list[str]) -> None:
+    """docs/scaling.md's advice: with wsrep_sync_wait=1 a read on node 2 sees what node 1 just committed."""
+    await migrate(database[0])
+    sync = {"connect_args": {"init_command": "SET SESSION wsrep_sync_wait=1"}}
+    writer = ss.open_service(database[0], cleanup_interval=None)
+    reader = ss.open_service(database[1], cleanup_interval=None, **sync)
+    try:
+        for i in range(20):
+            s = await writer.create_session(ss.Key(APP, "u", f"w{i}"))
+            await writer.append_event(s, ss.Event(author="a", content=i))
+            got = await reader.get_session(ss.Key(APP, "u", f"w{i}"))  # at once, no polling
+            assert got is not None and [e.content for e in got.events] == [i]
+    finally:
+        await writer.close()
+        await reader.close()
+
+
 async def test_get_lock_is_node_local_but_leases_are_cluster_wide(database: list[str]) -> None:
     """Why the lease exists: GET_LOCK taken on two nodes succeeds on both."""
     engines = [make_engine(url) for url in database[:2]]

@@ -51,6 +51,7 @@ _CREATE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (name VARCHAR(191) NOT NULL PRIMARY KEY, "
     "holder VARCHAR(191) NOT NULL, expires_at DATETIME(6) NOT NULL) ENGINE=InnoDB"
 )
+_EXISTS = f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{TABLE}'"
 # One statement: insert the lease, or take it over when it has run out (or is ours already).
 # MySQL applies the assignments left to right, so expires_at's test sees the new holder.
 _TAKE = (
@@ -78,7 +79,8 @@ async def try_take(conn: AsyncConnection, name: str, lease_s: float = LEASE_S) -
     A certification conflict (or deadlock) at commit means another node took it
     in the same instant: not ours.
     """
-    await conn.execute(text(_CREATE))
+    if not await conn.scalar(text(_EXISTS)):  # DDL is a cluster-wide pause on Galera: only when needed
+        await conn.execute(text(_CREATE))
     await conn.commit()
     try:
         await conn.execute(text(_TAKE), {"n": name, "s": lease_s})
