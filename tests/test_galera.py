@@ -91,6 +91,14 @@ async def _visible(url: str, query: str) -> None:
         await engine.dispose()
 
 
+async def _migrated(database: list[str]) -> None:
+    """Migrate through node 1, then wait until every node has applied the version row: DDL runs
+    on all nodes in step, but the row is ordinary data, applied on the others a moment later."""
+    await migrate(database[0])
+    for url in database:
+        await _visible(url, "SELECT COUNT(*) FROM ss_alembic_version")
+
+
 async def _session_on(svc: ss.SessionService, sid: str) -> ss.Session:
     """The session as this node sees it, once the node has applied its creation: a read on
     another node than the writer's can lag (unless wsrep_sync_wait is set; docs/scaling.md)."""
@@ -115,7 +123,7 @@ async def _caught_up(svc: ss.SessionService, sid: str, done: Callable[[ss.Sessio
 
 
 async def test_appends_through_three_nodes_lose_nothing(database: list[str]) -> None:
-    await migrate(database[0])  # one migrator (two at once: test_two_migrators_on_two_nodes)
+    await _migrated(database)  # one migrator (two at once: test_two_migrators_on_two_nodes)
     services = [ss.open_service(url, cleanup_interval=None, pool_size=8) for url in database]
     sessions, per_writer = 3, 30
     before = RETRIES.snapshot()["retried"]
@@ -155,7 +163,7 @@ async def test_appends_through_three_nodes_lose_nothing(database: list[str]) -> 
 
 async def test_wsrep_sync_wait_gives_cross_node_read_after_write(database: list[str]) -> None:
     """docs/scaling.md's advice: with wsrep_sync_wait=1 a read on node 2 sees what node 1 just committed."""
-    await migrate(database[0])
+    await _migrated(database)
     sync = {"connect_args": {"init_command": "SET SESSION wsrep_sync_wait=1"}}
     writer = ss.open_service(database[0], cleanup_interval=None)
     reader = ss.open_service(database[1], cleanup_interval=None, **sync)
@@ -192,7 +200,7 @@ async def test_get_lock_is_node_local_but_leases_are_cluster_wide(database: list
 
 
 async def test_cleanup_on_two_nodes_at_once_runs_once(database: list[str]) -> None:
-    await migrate(database[0])
+    await _migrated(database)
     clock = FakeClock()
     options = {"cleanup_interval": None, "session_ttl": timedelta(hours=1), "clock": clock, "soft_delete": False}
     services = [ss.open_service(url, cleanup_batch_size=20, **options) for url in database[:2]]
@@ -216,6 +224,8 @@ async def test_cleanup_on_two_nodes_at_once_runs_once(database: list[str]) -> No
 async def test_two_migrators_on_two_nodes(database: list[str]) -> None:
     """Two processes migrating at once through two nodes: the lease serialises them."""
     await asyncio.gather(migrate(database[0]), migrate(database[1]))
+    for url in database:
+        await _visible(url, "SELECT COUNT(*) FROM ss_alembic_version")
     async with ss.open_service(database[2], cleanup_interval=None) as svc:  # the schema works from node 3
         s = await svc.create_session(ss.Key(APP, "u", "m"))
         await svc.append_event(s, ss.Event(author="a"))
@@ -223,7 +233,7 @@ async def test_two_migrators_on_two_nodes(database: list[str]) -> None:
 
 async def test_node_killed_mid_run_loses_nothing_acknowledged(galera: GaleraCluster, database: list[str]) -> None:
     """Runs last: it leaves node 3 dead."""
-    await migrate(database[0])
+    await _migrated(database)
     services = [ss.open_service(url, cleanup_interval=None, pool_size=4, event_limit=100_000) for url in database]
     acknowledged: dict[str, set[str]] = {}
     failures: list[BaseException] = []
