@@ -138,6 +138,7 @@ async def test_appends_through_three_nodes_lose_nothing(database: list[str]) -> 
                 await svc.append_event(
                     session, ss.Event(author="a", content=f"{n}-{i}", state_delta={f"n{n}-{i}": i, f"user:n{n}": i})
                 )
+                await asyncio.sleep(random.uniform(0, 0.01))  # writers still overlap: a commit takes longer
 
         await asyncio.gather(*(writer(n, svc, sid) for n, svc in enumerate(services) for sid in ids))
         retried = RETRIES.snapshot()["retried"] - before
