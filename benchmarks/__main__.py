@@ -5,7 +5,8 @@ not the absolute numbers.
 
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
 10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``
-(docs/benchmarks.md says what each measures and against what).
+(docs/benchmarks.md says what each measures and against what). Issue 16's
+scaling figures, which start servers of their own: ``python -m benchmarks.scaling``.
 """
 
 from __future__ import annotations

@@ -107,6 +107,11 @@ def upgrade(
     revision_option: RevisionOption = None,
     sql: SqlOption = False,
     scripts: ScriptsOption = None,
+    partition_events: Annotated[int | None, typer.Option(
+        "--partition-events", metavar="N", min=1, show_default=False,
+        help="PostgreSQL, at install: range-partition events by session, N sessions per partition "
+        "(retention then drops whole partitions; docs/scaling.md).",
+    )] = None,
 ) -> None:
     """Install the schema, or upgrade it in place, to the newest revision (or REVISION)."""
     revision = chosen_revision(ctx, target, revision_option, default="head")
@@ -116,7 +121,9 @@ def upgrade(
         return
     before = _status(url, prefix, schema, scripts)
     _check_relative("upgrade", revision, before.current, scripts)
-    run(url, lambda: migrations.migrate(url, table_prefix=prefix, schema=schema, revision=revision, scripts=scripts))
+    run(url, lambda: migrations.migrate(
+        url, table_prefix=prefix, schema=schema, revision=revision, scripts=scripts, partition_events=partition_events,
+    ))
     after = _status(url, prefix, schema, scripts)
     if before.current == after.current:
         typer.echo(f"{_where(url, prefix, schema)} is already at revision {after.current}; nothing to do")

@@ -59,6 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..records import CleanupProgress as Progress
 from ..records import CleanupResult
 from ..retry import retrying
+from . import partitions
 from .database import Database
 from .queries import alive
 
@@ -111,13 +112,23 @@ class _Round:
 
     async def _steps(self, result: CleanupResult) -> None:
         s = self.t.sessions
+        dropped = 0
+        if self.rules.partitioned_events and not self.dry_run:
+            # First: events of sessions this round removes go with their partition, if whole.
+            async with self.db.engine.connect() as conn:
+                dropped = await partitions.maintain(
+                    conn, self.t, self.db.schema, hard_delete=not self.options.soft_delete,
+                    now=self.now, horizon=self.horizon,
+                ) or 0
+            if dropped:
+                self.progress("events removed", dropped)
         if self.options.soft_delete:
             result.sessions_expired = await self._mark_deleted(s, _expired(self.db, s, self.now), "sessions expired")
         else:
             result.sessions_expired, result.events_removed = await self._hard_expire_sessions()
         purged, events = await self._purge_sessions(s.c.deleted_at <= self.horizon)
         result.tombstones_purged += purged
-        result.events_removed += events
+        result.events_removed += events + dropped
         for table, field in ((self.t.app_state, "app_state_expired"), (self.t.user_state, "user_state_expired")):
             expired = _expired(self.db, table, self.now)
             step = field.replace("_", " ")
@@ -357,6 +368,20 @@ async def _rowcount(conn: AsyncConnection, stmt: Any, params: dict[str, Any] | N
     return (await conn.execute(stmt, params)).rowcount
 
 
+async def _keep_lock(db: Database, conn: AsyncConnection, name: str) -> None:
+    """Renew a lock that is a lease (Galera, sql/leases.py) every third of its length while
+    the round runs; elsewhere the lock lasts as long as the connection and this returns at once."""
+    from .leases import LEASE_S
+
+    if not db.rules.has_named_locks:
+        return
+    while True:
+        await asyncio.sleep(LEASE_S / 3)
+        if not await db.rules.renew_lock(conn, name):
+            log.warning("sessionstore cleanup lost its lease on %s; another cleaner may have taken over", name)
+            return
+
+
 async def run_cleanup(
     db: Database, *, dry_run: bool = False, progress: Progress | None = None
 ) -> CleanupResult:
@@ -378,9 +403,12 @@ async def run_cleanup(
             log.info("sessionstore cleanup skipped: another process holds %s", name, extra={"cleanup": result.as_dict()})
             return result
         await lock_conn.commit()  # the lock is session-level; end the transaction that took it
+        keepalive = asyncio.create_task(_keep_lock(db, lock_conn, name))
         try:
             await _Round(db, db.options.clock(), dry_run, progress).run(result)
         finally:
+            keepalive.cancel()
+            await asyncio.gather(keepalive, return_exceptions=True)
             await db.rules.unlock(lock_conn, name)
             await lock_conn.commit()
     result.seconds = perf_counter() - started

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from .. import jsonvalue
+from . import leases
 from .errors import driver_error
 
 if TYPE_CHECKING:
@@ -64,6 +65,13 @@ class DialectRules:
     of one process queue on an asyncio lock instead of in the busy handler's sleeps."""
     supports_schemas = False
     """May tables live in a named schema (the ``schema`` option)? PostgreSQL only."""
+    partitioned_events = False
+    """Can events be range-partitioned by session (sql/partitions.py)? PostgreSQL only."""
+    wal_position_sql: str | None = None
+    """Read replicas (sql/replicas.py): the primary's write position now, as a number. None where
+    sessionstore does not route reads to replicas (everywhere but PostgreSQL)."""
+    replayed_position_sql: str | None = None
+    """A streaming replica's replayed position, comparable with wal_position_sql's."""
     has_named_locks = True
     """Does the database have named locks (advisory locks, GET_LOCK)? SQLite's write lock stands in."""
     ids_sort_as_code_points = True
@@ -207,6 +215,11 @@ class DialectRules:
     async def unlock(self, conn: AsyncConnection, name: str) -> None:
         raise NotImplementedError
 
+    async def renew_lock(self, conn: AsyncConnection, name: str) -> bool:
+        """Keep a lock that is a lease alive (Galera); False if it was lost. Others hold theirs
+        for as long as the connection lives, so this is a no-op."""
+        return True
+
 
 def _lock_id(name: str) -> int:
     """A stable signed 64-bit id for a lock name (PostgreSQL advisory locks take integers)."""
@@ -221,6 +234,9 @@ class PostgresRules(DialectRules):
     supports_schemas = True
     ids_sort_as_code_points = False
     partial_index_option = "postgresql"
+    partitioned_events = True
+    wal_position_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+    replayed_position_sql = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"
 
     def json_param(self, name: str) -> str:
         return f"CAST(:{name} AS JSONB)"
@@ -371,16 +387,32 @@ class MySQLRules(DialectRules):
     # or migration. Names are limited to 64 characters: readable head, digest tail.
     _LOCK = "CONCAT(LEFT(:n, 31), '.', MD5(CONCAT(COALESCE(DATABASE(), ''), '/', :n)))"
 
+    # On a Galera cluster GET_LOCK holds on one node only, so there the lock is a
+    # row with a lease, which certification makes cluster-wide (sql/leases.py).
+
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
+        if await leases.is_galera(conn):
+            return await leases.try_take(conn, name)
         return bool(await conn.scalar(text(f"SELECT GET_LOCK({self._LOCK}, 0)"), {"n": name}))
 
     async def lock(self, conn: AsyncConnection, name: str, timeout_s: float) -> None:
+        if await leases.is_galera(conn):
+            await leases.take(conn, name, timeout_s)
+            return
         got = await conn.scalar(text(f"SELECT GET_LOCK({self._LOCK}, :t)"), {"n": name, "t": int(timeout_s)})
         if not got:
             raise TimeoutError(f"could not take database lock {name!r} within {timeout_s}s")
 
     async def unlock(self, conn: AsyncConnection, name: str) -> None:
+        if await leases.is_galera(conn):
+            await leases.release(conn, name)
+            return
         await conn.execute(text(f"SELECT RELEASE_LOCK({self._LOCK})"), {"n": name})
+
+    async def renew_lock(self, conn: AsyncConnection, name: str) -> bool:
+        if await leases.is_galera(conn):
+            return await leases.renew(conn, name)
+        return True
 
 
 class SQLiteRules(DialectRules):

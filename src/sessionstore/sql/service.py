@@ -10,8 +10,9 @@ busy errors are retried a few times with backoff.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
@@ -42,6 +43,7 @@ from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
 from .queries import Queries
 from .reads import ReadSQL, decode_page, decode_session, decode_state
+from .replicas import DEFAULT_MAX_STALENESS_S, ReadRouter, session_scopes, user_scopes
 from .writes import WriteSQL
 
 T = TypeVar("T")
@@ -63,6 +65,8 @@ class SQLSessionService(SessionService):
         schema: str | None = None,
         auto_migrate: bool = False,
         owns_engine: bool = False,
+        read_engines: list[AsyncEngine] | None = None,
+        max_replica_staleness_s: float = DEFAULT_MAX_STALENESS_S,
     ) -> None:
         super().__init__(options)
         self.db = Database(engine, self.options, table_prefix=table_prefix, schema=schema)
@@ -86,13 +90,22 @@ class SQLSessionService(SessionService):
             self.r, self.writes, self.options, self._tx_class, native=self._native, read=self._driver_read,
         )
         self._owns_engine = owns_engine
+        self.router: ReadRouter | None = None
+        """With read_url: which reads go to a replica (sql/replicas.py)."""
+        if read_engines:
+            if self.rules.wal_position_sql is None:
+                raise ConfigurationError("read_url (read replicas) is for PostgreSQL only")
+            self.router = ReadRouter(engine, read_engines, self.rules, max_replica_staleness_s)
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
     @classmethod
     def from_target(cls, target: str | URL | AsyncEngine, options: ServiceOptions, **rest: Any) -> SQLSessionService:
         """Build from a URL (we own and dispose the engine) or a caller's AsyncEngine (we never dispose it)."""
-        service_kw = {k: rest.pop(k) for k in ("table_prefix", "schema", "auto_migrate") if k in rest}
+        service_kw: dict[str, Any] = {k: rest.pop(k) for k in ("table_prefix", "schema", "auto_migrate") if k in rest}
+        read_urls = _read_urls(rest.pop("read_url", None))
+        if "max_replica_staleness" in rest:
+            service_kw["max_replica_staleness_s"] = _seconds("max_replica_staleness", rest.pop("max_replica_staleness"))
         unknown = set(rest) - ENGINE_OPTIONS
         if unknown:
             raise ConfigurationError(f"unknown options: {', '.join(sorted(unknown))}")
@@ -100,11 +113,13 @@ class SQLSessionService(SessionService):
             if rest:
                 raise ConfigurationError("engine options cannot be applied to an AsyncEngine you pass in")
             prepare_engine(target)
-            return cls(target, options, owns_engine=False, **service_kw)
+            replicas = [make_engine(url) for url in read_urls]
+            return cls(target, options, owns_engine=False, read_engines=replicas, **service_kw)
         if not isinstance(target, (str, URL)):
             raise ConfigurationError(f"open_service needs a URL or an AsyncEngine, got {type(target).__name__}")
         engine_options = {"json_serializer": jsonvalue.dumps_str, "json_deserializer": jsonvalue.loads, **rest}
-        return cls(make_engine(target, **engine_options), options, owns_engine=True, **service_kw)
+        replicas = [make_engine(url, **engine_options) for url in read_urls]
+        return cls(make_engine(target, **engine_options), options, owns_engine=True, read_engines=replicas, **service_kw)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,6 +127,8 @@ class SQLSessionService(SessionService):
         await self._ensure_ready()
 
     async def _close(self) -> None:
+        if self.router is not None:
+            await self.router.dispose()
         if self._owns_engine:
             await self.engine.dispose()
 
@@ -160,11 +177,22 @@ class SQLSessionService(SessionService):
 
         return await self._retrying(attempt, write=False)
 
-    async def _driver_read(self, stmt: NativeSQL, params: dict[str, Any]) -> list[DriverRow]:
-        """Run one read statement (sql/reads.py) on a leased driver connection."""
-        return await self._retrying(
-            lambda fresh: driver_read(self.engine, self._tx_class, stmt, params, verify=fresh), write=False
-        )
+    async def _driver_read(
+        self, stmt: NativeSQL, params: dict[str, Any], scopes: tuple[Hashable, ...] | None = None
+    ) -> list[DriverRow]:
+        """Run one read statement (sql/reads.py) on a leased driver connection: of a replica
+        when `scopes` (what the read depends on) are given and one is fresh enough for them."""
+        if self.router is None or scopes is None:
+            return await self._retrying(
+                lambda fresh: driver_read(self.engine, self._tx_class, stmt, params, verify=fresh), write=False
+            )
+
+        def run(engine: AsyncEngine) -> Awaitable[list[DriverRow]]:
+            return self._retrying(
+                lambda fresh: driver_read(engine, self._tx_class, stmt, params, verify=fresh), write=False
+            )
+
+        return await self.router.read(scopes, run)
 
     async def _native(self, work: Callable[[DriverTx], Awaitable[T]]) -> T:
         """Run `work` in one write transaction on the driver connection."""
@@ -218,7 +246,8 @@ class SQLSessionService(SessionService):
                 raise
             await tx.execute_and_commit(self.writes.shared_steps(scoped, key.app_name, key.user_id, now))
 
-        await self._native(work)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            await self._native(work)
         found = await self._read_session(key, 0, None, now)
         if found is not None:
             return found[0]
@@ -229,7 +258,7 @@ class SQLSessionService(SessionService):
         )
 
     async def _get_session(self, key: Key, limit: int, after: datetime | None, now: datetime) -> Session | None:
-        found = await self._read_session(key, limit, after, now)
+        found = await self._read_session(key, limit, after, now, replica_ok=True)
         if found is None:
             return None
         session, pk = found
@@ -239,7 +268,7 @@ class SQLSessionService(SessionService):
         return session
 
     async def _read_session(
-        self, key: Key, limit: int, after: datetime | None, now: datetime
+        self, key: Key, limit: int, after: datetime | None, now: datetime, *, replica_ok: bool = False
     ) -> tuple[Session, int] | None:
         """The session with its newest `limit` events and merged state, and its pk; one statement."""
         time = self._tx_class.time
@@ -253,7 +282,8 @@ class SQLSessionService(SessionService):
             params["limit"] = limit
             if after is not None:
                 params["after"] = time(after)
-        return decode_session(await self._driver_read(stmt, params), self._tx_class, key)
+        scopes = session_scopes(key.app_name, key.user_id, key.session_id) if replica_ok else None
+        return decode_session(await self._driver_read(stmt, params, scopes), self._tx_class, key)
 
     async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
         time = self._tx_class.time
@@ -262,7 +292,9 @@ class SQLSessionService(SessionService):
         }
         if after is not None:
             params.update(c_updated=time(after.updated_at), c_id=after.session_id)
-        rows = await self._driver_read(self.r.page[after is not None], params)
+        rows = await self._driver_read(
+            self.r.page[after is not None], params, user_scopes(user_key.app_name, user_key.user_id)
+        )
         return decode_page(rows, self._tx_class, user_key.app_name, by_position=self.r.page_in_position_order)
 
     async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
@@ -274,11 +306,13 @@ class SQLSessionService(SessionService):
         return decode_page(rows, self._tx_class, app_name, by_position=self.r.page_in_position_order)
 
     async def _set_session_metadata(self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime) -> None:
-        await self.history.set_metadata(key, title, delta, now)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            await self.history.set_metadata(key, title, delta, now)
 
     async def _delete_session(self, key: Key, now: datetime) -> None:
         stmt = self.q.delete_session(key.app_name, key.user_id, key.session_id, now, soft=self.options.soft_delete)
-        await self._write(lambda conn: conn.execute(stmt))
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            await self._write(lambda conn: conn.execute(stmt))
 
     # ------------------------------------------------------------------ events
 
@@ -286,15 +320,18 @@ class SQLSessionService(SessionService):
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> tuple[Event, int, bool]:
         """Store the event (sql/appends.py: the dialect's fast path if it applies, else the general transaction)."""
-        return await self.writes.append(key, prepared, expected_version, now, known_version)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            return await self.writes.append(key, prepared, expected_version, now, known_version)
 
     async def _append_events(
         self, key: Key, prepared: list[PreparedEvent], expected_version: int | None, now: datetime
     ) -> tuple[list[Event], int, list[bool]]:
-        return await self.history.append_events(key, prepared, expected_version, now)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            return await self.history.append_events(key, prepared, expected_version, now)
 
     async def _delete_event(self, key: Key, event_id: str, now: datetime) -> bool:
-        return await self.history.delete_event(key, event_id, now)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            return await self.history.delete_event(key, event_id, now)
 
     async def _list_events(
         self, key: Key, after_seq: int | None, before_seq: int | None, limit: int, forward: bool, now: datetime
@@ -302,7 +339,8 @@ class SQLSessionService(SessionService):
         return await self.history.list_events(key, after_seq, before_seq, limit, forward, now)
 
     async def _trim_events(self, key: Key, keep_last: int, now: datetime) -> int:
-        return await self.history.trim(key, keep_last, now)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            return await self.history.trim(key, keep_last, now)
 
     async def _stored_event(self, key: Key, event_id: str, now: datetime) -> tuple[Event, int, bool]:
         """The event a retried append had already stored, with the session's current version."""
@@ -323,10 +361,13 @@ class SQLSessionService(SessionService):
     # ------------------------------------------------------------------ state
 
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
-        await self.writes.update_session_state(key, scoped, now)
+        with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
+            await self.writes.update_session_state(key, scoped, now)
 
     async def _update_shared_state(self, scoped: ScopedDelta, app_name: str, user_id: str | None, now: datetime) -> None:
-        await self._native(lambda tx: tx.execute_and_commit(self.writes.shared_steps(scoped, app_name, user_id, now)))
+        scopes = user_scopes(app_name, user_id) if user_id is not None else (("a", app_name),)
+        with self._marking(scopes):
+            await self._native(lambda tx: tx.execute_and_commit(self.writes.shared_steps(scoped, app_name, user_id, now)))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
         params = {"app_name": app_name, "now": self._tx_class.time(now)}
@@ -345,6 +386,33 @@ class SQLSessionService(SessionService):
 
     # ------------------------------------------------------------------ internals
 
+    @contextmanager
+    def _marking(self, scopes: tuple[Hashable, ...]) -> Iterator[None]:
+        """Tell the read router (if any) that a write touching `scopes` returned, however it ended
+        (a failed commit may still have reached the database): read-your-writes."""
+        try:
+            yield
+        finally:
+            if self.router is not None:
+                self.router.wrote(scopes)
+
+
+
+def _read_urls(value: object) -> list[str | URL]:
+    """read_url: one URL or a list of them (the replicas to read from)."""
+    if value is None:
+        return []
+    urls = [value] if isinstance(value, (str, URL)) else value
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, (str, URL)) for u in urls):
+        raise ConfigurationError(f"read_url must be a URL or a list of URLs, got {value!r}")
+    return list(urls)
+
+
+def _seconds(name: str, value: object) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+    return float(seconds)
 
 
 def _event(row: Any) -> Event:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...errors import ConfigurationError, SchemaError
 from ...redaction import redact
+from .. import partitions
 from ..dialects import rules_for
 from ..engine import check_prefix, make_engine, normalize_url, prepare_engine
 from ..models import DEFAULT_PREFIX
@@ -105,15 +106,25 @@ async def ensure_schema(
 async def migrate(
     url_or_engine: str | URL | AsyncEngine, *, table_prefix: str = DEFAULT_PREFIX, schema: str | None = None,
     revision: str = "head", scripts: str | Path | None = None, lock_timeout_s: float = LOCK_TIMEOUT_S,
+    partition_events: int | None = None,
 ) -> None:
     """Install or upgrade sessionstore's schema in place (``sessionstore db upgrade``).
 
     Takes a URL (an engine is made and disposed here) or an AsyncEngine (left
     open). Safe to run from several processes at once. ``scripts`` points at
     another script directory (tests; applications never need it).
+    ``partition_events=N`` (PostgreSQL, at install, while events is empty)
+    range-partitions the events table by session, N sessions per partition,
+    so retention drops whole partitions (sql/partitions.py, docs/scaling.md).
     """
     async with _engine_of(url_or_engine) as engine:
-        await _upgrade(engine, revision, check_prefix(table_prefix), schema, scripts, lock_timeout_s, _shown_url(engine, None))
+        shown = _shown_url(engine, None)
+        if partition_events is not None and not rules_for(engine.dialect.name).partitioned_events:
+            raise ConfigurationError("partition_events is for PostgreSQL only")
+        await _upgrade(engine, revision, check_prefix(table_prefix), schema, scripts, lock_timeout_s, shown)
+        if partition_events is not None:
+            async with migration_connection(engine, table_prefix, lock_timeout_s, shown) as conn:
+                await partitions.install(conn, table_prefix, schema, partition_events, shown)
 
 
 @asynccontextmanager
