@@ -30,7 +30,9 @@ from ..keys import Key, UserKey
 from ..options import ServiceOptions, expiry
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
-from ..state import DELETE, ScopedDelta
+from ..state import ScopedDelta
+from ..summaries import StoredSummary
+from ..tracks import TrackEvent
 from .appends import SessionWrites
 from .cleanup import run_cleanup
 from .database import Database
@@ -38,8 +40,9 @@ from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
-from .queries import Queries
+from .queries import Queries, event_from_row
 from .reads import ReadSQL, decode_page, decode_session, decode_state
+from .summaries_tracks import SummariesAndTracksSQL
 from .writes import WriteSQL
 
 T = TypeVar("T")
@@ -78,6 +81,7 @@ class SQLSessionService(SessionService):
             engine, self.rules, self.w, self.options, self._tx_class,
             native=self._native, retrying=self._retrying, stored_event=self._stored_event,
         )
+        self.extras = SummariesAndTracksSQL(self.tables, self.rules, self.q)
         self._owns_engine = owns_engine
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -282,7 +286,7 @@ class SQLSessionService(SessionService):
                 stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
             if session is None or stored is None:  # the clash was on another unique index: not a retry
                 raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
-            return _event(stored), session.version, True
+            return event_from_row(stored), session.version, True
 
         return await self._read(work)
 
@@ -309,19 +313,28 @@ class SQLSessionService(SessionService):
         with translate_errors(self.engine):
             return await run_cleanup(self.db, dry_run=dry_run, progress=progress)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ summaries and track events (sql/summaries_tracks.py)
 
+    async def _get_summary(self, key: Key, filter_key: str, now: datetime) -> StoredSummary | None:
+        return await self.extras.get_summary(self._read, key, filter_key, now)
 
+    async def _put_summary(self, key: Key, filter_key: str, summary: StoredSummary, now: datetime) -> bool:
+        return await self.extras.put_summary(self._write, key, filter_key, summary, now)
 
-def _event(row: Any) -> Event:
-    delta = dict(row.state_delta or {})
-    for name in row.state_removed or ():
-        delta[name] = DELETE
-    return Event(
-        id=row.event_id, author=row.author, content=row.content, invocation_id=row.invocation_id,
-        timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
-        metadata=row.meta if row.meta is not None else {}, seq=row.seq,
-    )
+    async def _events_after(self, key: Key, after_seq: int, limit: int, now: datetime) -> list[Event] | None:
+        return await self.extras.events_after(self._read, key, after_seq, limit, now)
+
+    async def _append_track_event(self, key: Key, track: str, payload: Any, timestamp: datetime, now: datetime) -> TrackEvent:
+        return await self.extras.append_track_event(self._write, key, track, payload, timestamp, now)
+
+    async def _get_track_events(
+        self, key: Key, track: str, limit: int, after_seq: int | None, after_time: datetime | None, now: datetime
+    ) -> list[TrackEvent]:
+        return await self.extras.get_track_events(self._read, key, track, limit, after_seq, after_time, now)
+
+    async def _list_tracks(self, key: Key, now: datetime) -> list[str]:
+        return await self.extras.list_tracks(self._read, key, now)
+
 
 
 async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:
