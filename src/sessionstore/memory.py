@@ -351,6 +351,7 @@ _STEP_FIELDS = (
     ("tombstones purged", "tombstones_purged"),
     ("app state expired", "app_state_expired"),
     ("user state expired", "user_state_expired"),
+    ("track events removed", "track_events_removed"),
 )
 """What the in-memory round reports to a progress callback, all at once at its end."""
 
