@@ -28,6 +28,9 @@ The steps of a round, in order (docs/ttl.md):
    deleted (or deleted), then their tombstones older than the retention purged;
 5. events of live sessions beyond the newest event_limit: deleted.
 
+Track events removed with their session are counted (track_events_removed);
+summaries go with it uncounted.
+
 Rows are picked and acted on with the expiry condition checked again in the
 statement that acts, so a row that a concurrent write refreshed between the
 two (an app/user state key written again, a session read with
