@@ -102,10 +102,13 @@ class SummaryJobs:
 
     async def close(self) -> None:
         """Stop the workers; jobs not finished yet end as ``cancelled``."""
-        workers, self._workers = self._workers, []
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        pending, self._workers = set(self._workers), []
+        while pending:
+            # Cancelled again until done: asyncio.wait_for (Python < 3.12) may swallow a
+            # cancellation that arrives as the job finishes, and the worker would wait on.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1)
         for job in list(self._pending.values()):
             _settle(job, SummaryResult("cancelled"))
         self._pending.clear()
@@ -148,7 +151,7 @@ class SummaryJobs:
         key, filter_key = job.key
         try:
             return await asyncio.wait_for(self._run(key, filter_key, job.force), self._timeout_s)
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:  # (TimeoutError itself from Python 3.11 on)
             self.errors += 1
             log.warning("summary job for session %s timed out after %ss", key.session_id, self._timeout_s)
             return SummaryResult("timed_out", error=exc)

@@ -289,7 +289,7 @@ async def test_a_job_that_takes_too_long_times_out(make_service):
     s = await new_session(svc, "s1")
     await add(svc, s, "a")
     result = await asyncio.wait_for((await svc.enqueue_summary_job(s)).result(), 3)
-    assert result.status == "timed_out" and isinstance(result.error, TimeoutError)
+    assert result.status == "timed_out" and isinstance(result.error, asyncio.TimeoutError)
     assert svc.summary_errors == 1
     assert await svc.get_session_summary_text(s) is None
 
@@ -331,6 +331,23 @@ async def test_close_cancels_jobs_not_finished(make_service):
     await summarizer.entered["s1"].wait()
     await svc.close()
     assert (await job.result()).status == "cancelled"
+
+
+async def test_close_as_jobs_finish_does_not_hang(make_service):
+    """A cancellation arriving as a job finishes can be swallowed (asyncio.wait_for before
+    Python 3.12): close() cancels until the workers are gone."""
+    summarizer = JoiningSummarizer()
+    svc = await make_service(summarizer=summarizer, summary_workers=2)
+    sessions = [await new_session(svc, f"s{i}") for i in range(2)]
+    gates = [summarizer.gate(s.id) for s in sessions]
+    for s in sessions:
+        await add(svc, s, "x")
+    jobs = [await svc.enqueue_summary_job(s) for s in sessions]
+    await asyncio.wait_for(asyncio.gather(*(summarizer.entered[s.id].wait() for s in sessions)), 5)
+    for gate in gates:
+        gate.set()
+    await asyncio.wait_for(svc.close(), 10)
+    assert {(await job.result()).status for job in jobs} <= {"cancelled", "created"}
 
 
 # ---------------------------------------------------------------- lifetime
