@@ -21,12 +21,14 @@ from .factory import open_service
 from .hooks import AppendEventContext, GetSessionContext
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
+from .metadata import UNSET
 from .options import ServiceOptions
 from .records import (
     CLEANUP_STEPS,
     CleanupProgress,
     CleanupResult,
     Event,
+    EventPage,
     Session,
     SessionPage,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "Event",
+    "EventPage",
     "EventTooLargeError",
     "InMemorySessionService",
     "InvalidArgumentError",
@@ -75,6 +78,7 @@ __all__ = [
     "SessionService",
     "SessionStoreError",
     "StateValueError",
+    "UNSET",
     "UserKey",
     "migrate",
     "open_service",
