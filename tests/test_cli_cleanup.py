@@ -31,7 +31,7 @@ from tests.dbs import scratch_database
 
 SUMMARY = re.compile(
     r"^cleanup: sessions_expired=(\d+) events_removed=(\d+) events_trimmed=(\d+) app_state_expired=(\d+) "
-    r"user_state_expired=(\d+) tombstones_purged=(\d+) total=(\d+) in \d+\.\d\ds$"
+    r"user_state_expired=(\d+) tombstones_purged=(\d+) track_events_removed=(\d+) total=(\d+) in \d+\.\d\ds$"
 )
 DRY = re.compile(r"^cleanup \(dry run: nothing deleted\): .* total=(\d+) in \d+\.\d\ds$")
 
@@ -58,13 +58,13 @@ def summary_counts(output: str) -> dict[str, int]:
     match = SUMMARY.match(lines[0])
     assert match, lines[0]
     names = ("sessions_expired", "events_removed", "events_trimmed", "app_state_expired",
-             "user_state_expired", "tombstones_purged", "total")
+             "user_state_expired", "tombstones_purged", "track_events_removed", "total")
     return dict(zip(names, map(int, match.groups()), strict=True))
 
 
 def expect(**non_zero: int) -> dict[str, int]:
     names = ("sessions_expired", "events_removed", "events_trimmed", "app_state_expired",
-             "user_state_expired", "tombstones_purged")
+             "user_state_expired", "tombstones_purged", "track_events_removed")
     counts = {name: non_zero.get(name, 0) for name in names}
     return counts | {"total": sum(counts.values())}
 

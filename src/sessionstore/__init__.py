@@ -18,6 +18,7 @@ from .errors import (
     StateValueError,
 )
 from .factory import open_service
+from .hooks import AppendEventContext, GetSessionContext
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
 from .metadata import UNSET
@@ -34,10 +35,22 @@ from .records import (
 from .service import SessionService
 from .sql.migrate import migrate
 from .state import DELETE
+from .summaries import FunctionSummarizer, ModelHistory, StoredSummary, Summarizer, SummaryResult
+from .summary_jobs import SummaryJob
+from .tracks import TrackEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppendEventContext",
+    "FunctionSummarizer",
+    "GetSessionContext",
+    "ModelHistory",
+    "StoredSummary",
+    "Summarizer",
+    "SummaryJob",
+    "SummaryResult",
+    "TrackEvent",
     "CLEANUP_STEPS",
     "CleanupProgress",
     "DELETE",

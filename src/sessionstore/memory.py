@@ -24,6 +24,8 @@ from .options import ServiceOptions, expiry
 from .records import CleanupProgress, CleanupResult, Event, Session
 from .service import SessionService
 from .state import DELETE, ScopedDelta, apply_delta, merged_view
+from .summaries import StoredSummary
+from .tracks import TrackEvent
 
 log = logging.getLogger("sessionstore.cleanup")
 
@@ -49,6 +51,12 @@ class _StoredSession:
     event_ids: dict[str, Event] = field(default_factory=dict)
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    summaries: dict[str, StoredSummary] = field(default_factory=dict)  # by filter key
+    tracks: dict[str, list[TrackEvent]] = field(default_factory=dict)  # by track, in seq order
+
+    @property
+    def track_event_count(self) -> int:
+        return sum(len(records) for records in self.tracks.values())
 
 
 def _alive(expires_at: datetime | None, now: datetime) -> bool:
@@ -229,6 +237,54 @@ class InMemorySessionService(SessionService):
     async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]:
         return _live_values(self._user_state.get(user_key), now)
 
+    # ------------------------------------------------------------------ summaries and track events
+
+    async def _get_summary(self, key: Key, filter_key: str, now: datetime) -> StoredSummary | None:
+        stored = self._active(key, now)
+        return None if stored is None else stored.summaries.get(filter_key)
+
+    async def _put_summary(self, key: Key, filter_key: str, summary: StoredSummary, now: datetime) -> bool:
+        stored = self._active(key, now)
+        if stored is None:
+            return False
+        current = stored.summaries.get(filter_key)
+        if current is None or current.through_seq <= summary.through_seq:
+            stored.summaries[filter_key] = summary
+        return True
+
+    async def _events_after(self, key: Key, after_seq: int, limit: int, now: datetime) -> list[Event] | None:
+        stored = self._active(key, now)
+        if stored is None:
+            return None
+        events = [e for e in stored.events if (e.seq or 0) > after_seq]
+        return [copy_event(e) for e in events[-limit:]] if limit else []
+
+    async def _append_track_event(
+        self, key: Key, track: str, payload: Any, timestamp: datetime, now: datetime
+    ) -> TrackEvent:
+        stored = self._active(key, now)
+        if stored is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        records = stored.tracks.setdefault(track, [])
+        record = TrackEvent(track, len(records) + 1, timestamp, payload)
+        records.append(record)
+        return TrackEvent(track, record.seq, timestamp, jsonvalue.copy_json(payload))
+
+    async def _get_track_events(
+        self, key: Key, track: str, limit: int, after_seq: int | None, after_time: datetime | None, now: datetime
+    ) -> list[TrackEvent]:
+        stored = self._active(key, now)
+        if stored is None:
+            return []
+        records = stored.tracks.get(track, [])[after_seq or 0:]
+        if after_time is not None:
+            records = [r for r in records if r.timestamp >= after_time]
+        return [TrackEvent(r.track, r.seq, r.timestamp, jsonvalue.copy_json(r.payload)) for r in records[:limit]]
+
+    async def _list_tracks(self, key: Key, now: datetime) -> list[str]:
+        stored = self._active(key, now)
+        return [] if stored is None else sorted(stored.tracks)
+
     # ------------------------------------------------------------------ cleanup
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
@@ -247,12 +303,14 @@ class InMemorySessionService(SessionService):
                 result.sessions_expired += 1
                 if not soft:
                     result.events_removed += len(stored.events)
+                    result.track_events_removed += stored.track_event_count
                 if not dry_run:
                     self._retire(key, now)
         horizon = now - self.options.tombstone_retention
         purgeable = [stored for deleted_at, stored in self._tombstones if deleted_at <= horizon]
         result.tombstones_purged = len(purgeable)
         result.events_removed += sum(len(stored.events) for stored in purgeable)
+        result.track_events_removed += sum(stored.track_event_count for stored in purgeable)
         if not dry_run:
             self._tombstones = [(t, stored) for t, stored in self._tombstones if t > horizon]
         result.app_state_expired = self._expire_cells(self._app_state.values(), now, dry_run)
@@ -376,6 +434,7 @@ _STEP_FIELDS = (
     ("tombstones purged", "tombstones_purged"),
     ("app state expired", "app_state_expired"),
     ("user state expired", "user_state_expired"),
+    ("track events removed", "track_events_removed"),
 )
 """What the in-memory round reports to a progress callback, all at once at its end."""
 

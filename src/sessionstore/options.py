@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, overload
 
 from .errors import ConfigurationError
+from .hooks import check_hooks
 from .records import utcnow
 
 Clock = Callable[[], datetime]
@@ -28,17 +29,31 @@ class ServiceOptions:
     cleanup_interval: timedelta | None = timedelta(minutes=5)
     cleanup_batch_size: int = 1000
     clock: Clock = utcnow
+    # Summaries (docs/summaries.md): a Summarizer, or None (summary calls are then no-ops).
+    summarizer: Any = None
+    summary_workers: int = 3
+    summary_queue_size: int = 100
+    summary_job_timeout: timedelta | None = timedelta(seconds=60)
+    # Hooks (docs/hooks.md): async def hook(ctx, next), first one outermost.
+    append_event_hooks: tuple[Any, ...] = ()
+    get_session_hooks: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("event_limit", "max_event_bytes", "cleanup_batch_size"):
+        for name in ("event_limit", "max_event_bytes", "cleanup_batch_size", "summary_workers", "summary_queue_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
-        for name in ("session_ttl", "app_state_ttl", "user_state_ttl", "cleanup_interval"):
+        for name in ("session_ttl", "app_state_ttl", "user_state_ttl", "cleanup_interval", "summary_job_timeout"):
             _check_duration(name, getattr(self, name), optional=True)
         _check_duration("tombstone_retention", self.tombstone_retention, optional=False)
         if not callable(self.clock):
             raise ConfigurationError("clock must be a callable returning an aware datetime")
+        _check_summarizer(self.summarizer)
+        for name in ("append_event_hooks", "get_session_hooks"):
+            try:
+                object.__setattr__(self, name, check_hooks(getattr(self, name), name))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[ServiceOptions, dict[str, Any]]:
@@ -46,6 +61,14 @@ class ServiceOptions:
         names = {f.name for f in fields(cls)}
         mine = {k: options.pop(k) for k in list(options) if k in names}
         return cls(**mine), options
+
+
+def _check_summarizer(summarizer: object) -> None:
+    if summarizer is None:
+        return
+    for method in ("summarize", "should_summarize"):
+        if not callable(getattr(summarizer, method, None)):
+            raise ConfigurationError(f"summarizer must have summarize() and should_summarize(), got {summarizer!r}")
 
 
 def _check_duration(name: str, value: object, *, optional: bool) -> None:

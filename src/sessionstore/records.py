@@ -101,6 +101,7 @@ class CleanupResult:
     app_state_expired: int = 0
     user_state_expired: int = 0
     tombstones_purged: int = 0
+    track_events_removed: int = 0
     dry_run: bool = False
     skipped: bool = False
     seconds: float = 0.0
@@ -114,6 +115,7 @@ class CleanupResult:
             + self.app_state_expired
             + self.user_state_expired
             + self.tombstones_purged
+            + self.track_events_removed
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -131,6 +133,7 @@ CLEANUP_STEPS = (
     "app state expired",
     "user state expired",
     "events trimmed",
+    "track events removed",
 )
 """The step names a CleanupProgress callback receives; each counts toward CleanupResult.total."""
 

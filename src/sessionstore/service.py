@@ -18,6 +18,7 @@ from .arguments import MAX_PAGE_SIZE, add_in_seq_order, checked_key, checked_lim
 from .cursor import Cursor
 from .errors import InvalidArgumentError, InvalidKeyError
 from .events import PreparedEvent, copy_delta, copy_event, prepare_event
+from .hooks import AppendEventContext, Chain, GetSessionContext
 from .keys import Key, UserKey, check_identifier
 from .options import ServiceOptions
 from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
@@ -32,6 +33,7 @@ from .state import (
     split_delta,
     split_initial_state,
 )
+from .summaries_and_tracks import SummariesAndTracks
 from .timestamps import storable_utc
 
 log = logging.getLogger("sessionstore")
@@ -39,16 +41,19 @@ log = logging.getLogger("sessionstore")
 __all__ = ["MAX_PAGE_SIZE", "SessionService"]
 
 
-class SessionService(HistoryAndMetadata):
+class SessionService(HistoryAndMetadata, SummariesAndTracks):
     """Durable sessions, events and app/user/session state behind one async interface.
 
     Use as ``async with svc:`` (starts and stops the background cleanup job),
-    or call ``await svc.start()`` and ``await svc.close()`` yourself.
+    or call ``await svc.start()`` and ``await svc.close()`` yourself. Summaries and track
+    events: summaries_and_tracks.py; hooks (options.append_event_hooks, get_session_hooks): hooks.py.
     """
 
     def __init__(self, options: ServiceOptions | None = None) -> None:
         self.options = options or ServiceOptions()
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._append_chain: Chain[AppendEventContext, Event] = Chain(self.options.append_event_hooks, self._append_in_context)
+        self._read_chain: Chain[GetSessionContext, Session | None] = Chain(self.options.get_session_hooks, self._read_in_context)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -77,6 +82,7 @@ class SessionService(HistoryAndMetadata):
                 await task
             except asyncio.CancelledError:
                 pass
+        await self._close_summary_jobs()
         await self._close()
 
     async def _cleanup_loop(self, interval_s: float) -> None:
@@ -116,6 +122,14 @@ class SessionService(HistoryAndMetadata):
         ``event_num=N`` keeps the newest N events, ``after=t`` those with
         timestamp >= t; both: the newest N of those. Never more than event_limit.
         """
+        if self._read_chain.hooks:
+            return await self._read_chain.run(GetSessionContext(self, key, event_num, after))
+        return await self._read_checked(key, event_num, after)
+
+    async def _read_in_context(self, ctx: GetSessionContext) -> Session | None:
+        return await self._read_checked(ctx.key, ctx.event_num, ctx.after)
+
+    async def _read_checked(self, key: Key, event_num: int | None, after: datetime | None) -> Session | None:
         key = checked_key(key).require_session_id()
         limit = self.options.event_limit
         if event_num is not None:
@@ -174,6 +188,18 @@ class SessionService(HistoryAndMetadata):
         if not isinstance(session, Session):
             raise InvalidKeyError(f"append_event needs a Session, got {type(session).__name__}")
         key = Key(session.app_name, session.user_id, session.id).require_session_id()
+        if self._append_chain.hooks:
+            return await self._append_chain.run(AppendEventContext(self, session, event, key, expected_version))
+        return await self._append(session, event, expected_version, key)
+
+    async def _append_in_context(self, ctx: AppendEventContext) -> Event:
+        key = checked_key(ctx.key).require_session_id()
+        session = ctx.session
+        if key != session.key:  # a hook sent it elsewhere: the caller's object describes another session
+            session = Session(key.session_id, key.app_name, key.user_id)
+        return await self._append(session, ctx.event, ctx.expected_version, key)
+
+    async def _append(self, session: Session, event: Event, expected_version: int | None, key: Key) -> Event:
         if expected_version is not None and (type(expected_version) is not int or expected_version < 0):
             raise InvalidArgumentError(f"expected_version must be an int >= 0, got {expected_version!r}")
         prepared = prepare_event(event, self.options.max_event_bytes)

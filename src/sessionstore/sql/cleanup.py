@@ -28,6 +28,9 @@ The steps of a round, in order (docs/ttl.md):
    deleted (or deleted), then their tombstones older than the retention purged;
 5. events of live sessions beyond the newest event_limit: deleted.
 
+Track events removed with their session are counted (track_events_removed);
+summaries go with it uncounted.
+
 Rows are picked and acted on with the expiry condition checked again in the
 statement that acts, so a row that a concurrent write refreshed between the
 two (an app/user state key written again, a session read with
@@ -99,6 +102,7 @@ class _Round:
         self.rows = self.batch  # rows per transaction now: shrinks while transactions run long
         self.horizon = now - db.options.tombstone_retention
         self.progress = progress or (lambda step, n: None)
+        self.track_events_removed = 0  # by the steps that remove sessions with their children
 
     def _in(self, column: Any, pks: list[int]) -> ColumnElement[bool]:
         return self.rules.in_pks(column, pks)
@@ -140,6 +144,7 @@ class _Round:
                 table, table.c.deleted_at <= self.horizon, "tombstones purged"
             )
         result.events_trimmed = await self._trim_events()
+        result.track_events_removed = self.track_events_removed
 
     # ---- building blocks: one short transaction per batch
 
@@ -258,8 +263,9 @@ class _Round:
 
     async def _count_sessions_and_events(self, where: ColumnElement[bool]) -> tuple[int, int]:
         """What removing the sessions matching `where` would remove: (sessions, events)."""
-        s, e = self.t.sessions, self.t.events
+        s, e, te = self.t.sessions, self.t.events, self.t.track_events
         doomed = select(s.c.pk).where(where)
+        self.track_events_removed += await self._count(select(te.c.pk).where(te.c.session_pk.in_(doomed)))
         return await self._count(doomed), await self._count(select(e.c.pk).where(e.c.session_pk.in_(doomed)))
 
     async def _purge_pks(self, pks: list[int], step: str) -> tuple[int, int]:
@@ -267,8 +273,11 @@ class _Round:
         so no single transaction deletes a whole large history. Returns (sessions, events)."""
         s = self.t.sessions
         events = await self._delete_events_of(pks)
-        for child in (self.t.summaries, self.t.track_events):
-            await self._delete_where(child, self._in(child.c.session_pk, pks), "events removed")
+        summaries, tracks = self.t.summaries, self.t.track_events
+        await self._delete_where(summaries, self._in(summaries.c.session_pk, pks), "summaries removed")
+        self.track_events_removed += await self._delete_where(
+            tracks, self._in(tracks.c.session_pk, pks), "track events removed"
+        )
         sessions = await self._delete_where(s, and_(self._in(s.c.pk, pks), s.c.deleted_at.is_not(None)), step)
         return sessions, events
 

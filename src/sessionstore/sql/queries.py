@@ -23,6 +23,8 @@ from sqlalchemy import (
     update,
 )
 
+from ..records import Event
+from ..state import DELETE
 from .dialects import DialectRules
 from .models import Tables
 
@@ -72,3 +74,15 @@ class Queries:
             .where(s.c.pk == session_pk, self.rules.active(s), or_(s.c.expires_at.is_(None), s.c.expires_at < expires_at))
             .values(expires_at=expires_at)
         )
+
+
+def event_from_row(row: Any) -> Event:
+    """An Event from a row of Queries.event_columns."""
+    delta = dict(row.state_delta or {})
+    for name in row.state_removed or ():
+        delta[name] = DELETE
+    return Event(
+        id=row.event_id, author=row.author, content=row.content, invocation_id=row.invocation_id,
+        timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
+        metadata=row.meta if row.meta is not None else {}, seq=row.seq,
+    )

@@ -32,11 +32,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import ConfigurationError
 from .dialects import DialectRules
 
 T = TypeVar("T")
@@ -156,3 +159,20 @@ def user_scopes(app_name: str, user_id: str) -> tuple[Hashable, ...]:
 
 
 __all__ = ["DEFAULT_MAX_STALENESS_S", "PROBE_INTERVAL_S", "ReadRouter", "session_scopes", "user_scopes"]
+
+
+def replica_urls(value: object) -> list[str | URL]:
+    """read_url: one URL or a list of them (the replicas to read from)."""
+    if value is None:
+        return []
+    urls = [value] if isinstance(value, (str, URL)) else value
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, (str, URL)) for u in urls):
+        raise ConfigurationError(f"read_url must be a URL or a list of URLs, got {value!r}")
+    return list(urls)
+
+
+def seconds_option(name: str, value: object) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
+    return float(seconds)

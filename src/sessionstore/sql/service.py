@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
@@ -32,7 +32,9 @@ from ..metadata import Unset
 from ..options import ServiceOptions, expiry
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
-from ..state import DELETE, ScopedDelta
+from ..state import ScopedDelta
+from ..summaries import StoredSummary
+from ..tracks import TrackEvent
 from .appends import SessionWrites
 from .cleanup import run_cleanup
 from .database import Database
@@ -41,9 +43,10 @@ from .errors import ConnectionLost, translate_errors
 from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
-from .queries import Queries
+from .queries import Queries, event_from_row
 from .reads import ReadSQL, decode_page, decode_session, decode_state
-from .replicas import DEFAULT_MAX_STALENESS_S, ReadRouter, session_scopes, user_scopes
+from .replicas import DEFAULT_MAX_STALENESS_S, ReadRouter, replica_urls, seconds_option, session_scopes, user_scopes
+from .summaries_tracks import SummariesAndTracksSQL
 from .writes import WriteSQL
 
 T = TypeVar("T")
@@ -84,6 +87,7 @@ class SQLSessionService(SessionService):
             engine, self.rules, self.w, self.options, self._tx_class,
             native=self._native, retrying=self._retrying, stored_event=self._stored_event,
         )
+        self.extras = SummariesAndTracksSQL(self.tables, self.rules, self.q)
         format_table = engine.dialect.identifier_preparer.format_table
         self.history = SessionHistory(
             HistorySQL(format_table(self.tables.sessions), format_table(self.tables.events), self.rules, self._tx_class.style),
@@ -103,9 +107,9 @@ class SQLSessionService(SessionService):
     def from_target(cls, target: str | URL | AsyncEngine, options: ServiceOptions, **rest: Any) -> SQLSessionService:
         """Build from a URL (we own and dispose the engine) or a caller's AsyncEngine (we never dispose it)."""
         service_kw: dict[str, Any] = {k: rest.pop(k) for k in ("table_prefix", "schema", "auto_migrate") if k in rest}
-        read_urls = _read_urls(rest.pop("read_url", None))
+        read_urls = replica_urls(rest.pop("read_url", None))
         if "max_replica_staleness" in rest:
-            service_kw["max_replica_staleness_s"] = _seconds("max_replica_staleness", rest.pop("max_replica_staleness"))
+            service_kw["max_replica_staleness_s"] = seconds_option("max_replica_staleness", rest.pop("max_replica_staleness"))
         unknown = set(rest) - ENGINE_OPTIONS
         if unknown:
             raise ConfigurationError(f"unknown options: {', '.join(sorted(unknown))}")
@@ -354,7 +358,7 @@ class SQLSessionService(SessionService):
                 stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
             if session is None or stored is None:  # the clash was on another unique index: not a retry
                 raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
-            return _event(stored), session.version, True
+            return event_from_row(stored), session.version, True
 
         return await self._read(work)
 
@@ -384,6 +388,28 @@ class SQLSessionService(SessionService):
         with translate_errors(self.engine):
             return await run_cleanup(self.db, dry_run=dry_run, progress=progress)
 
+    # ------------------------------------------------------------------ summaries and track events (sql/summaries_tracks.py)
+
+    async def _get_summary(self, key: Key, filter_key: str, now: datetime) -> StoredSummary | None:
+        return await self.extras.get_summary(self._read, key, filter_key, now)
+
+    async def _put_summary(self, key: Key, filter_key: str, summary: StoredSummary, now: datetime) -> bool:
+        return await self.extras.put_summary(self._write, key, filter_key, summary, now)
+
+    async def _events_after(self, key: Key, after_seq: int, limit: int, now: datetime) -> list[Event] | None:
+        return await self.extras.events_after(self._read, key, after_seq, limit, now)
+
+    async def _append_track_event(self, key: Key, track: str, payload: Any, timestamp: datetime, now: datetime) -> TrackEvent:
+        return await self.extras.append_track_event(self._write, key, track, payload, timestamp, now)
+
+    async def _get_track_events(
+        self, key: Key, track: str, limit: int, after_seq: int | None, after_time: datetime | None, now: datetime
+    ) -> list[TrackEvent]:
+        return await self.extras.get_track_events(self._read, key, track, limit, after_seq, after_time, now)
+
+    async def _list_tracks(self, key: Key, now: datetime) -> list[str]:
+        return await self.extras.list_tracks(self._read, key, now)
+
     # ------------------------------------------------------------------ internals
 
     @contextmanager
@@ -395,35 +421,6 @@ class SQLSessionService(SessionService):
         finally:
             if self.router is not None:
                 self.router.wrote(scopes)
-
-
-
-def _read_urls(value: object) -> list[str | URL]:
-    """read_url: one URL or a list of them (the replicas to read from)."""
-    if value is None:
-        return []
-    urls = [value] if isinstance(value, (str, URL)) else value
-    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, (str, URL)) for u in urls):
-        raise ConfigurationError(f"read_url must be a URL or a list of URLs, got {value!r}")
-    return list(urls)
-
-
-def _seconds(name: str, value: object) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ConfigurationError(f"{name} must be a positive timedelta or number of seconds, got {value!r}")
-    return float(seconds)
-
-
-def _event(row: Any) -> Event:
-    delta = dict(row.state_delta or {})
-    for name in row.state_removed or ():
-        delta[name] = DELETE
-    return Event(
-        id=row.event_id, author=row.author, content=row.content, invocation_id=row.invocation_id,
-        timestamp=row.timestamp, state_delta=delta, partial=False, branch=row.branch,
-        metadata=row.meta if row.meta is not None else {}, seq=row.seq,
-    )
 
 
 async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:
