@@ -9,11 +9,15 @@ the backend says which errors qualify. Our own typed errors are never retried.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from .errors import SessionStoreError
+from .opstats import note_retry
+
+log = logging.getLogger("sessionstore.retry")
 
 T = TypeVar("T")
 
@@ -42,5 +46,8 @@ async def retrying(
         except Exception as exc:
             if n + 1 == attempts or not is_retryable(exc):
                 raise
-        await asyncio.sleep(backoff_s(n))
+            pause = backoff_s(n)
+            note_retry()
+            log.debug("attempt %d failed with %s; retrying in %.1f ms", n + 1, type(exc).__name__, pause * 1000)
+        await asyncio.sleep(pause)
     raise AssertionError("unreachable")

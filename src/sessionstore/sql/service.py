@@ -99,6 +99,10 @@ class SQLSessionService(SessionService):
         engine_options = {"json_serializer": jsonvalue.dumps_str, "json_deserializer": jsonvalue.loads, **rest}
         return cls(make_engine(target, **engine_options), options, owns_engine=True, **service_kw)
 
+    @property
+    def db_system(self) -> str:
+        return self.rules.name
+
     # ------------------------------------------------------------------ lifecycle
 
     async def _start(self) -> None:

@@ -1,0 +1,221 @@
+"""OpenTelemetry spans and metrics for the public service operations (``tracing=True``).
+
+A public method becomes an operation with one line, ``@operation("read")``
+(or "write", "append", "admin"): the decorator only marks the function and
+returns it unchanged, so with tracing off nothing runs per call and
+OpenTelemetry is never imported. With ``tracing=True``, ``instrument(svc)``
+puts a wrapper around every marked method on that one service object. The
+wrapper opens the span ``sessionstore.<operation>`` and records the metrics.
+
+Span attributes: the app, user and session ids the call addresses, the
+event count, ``db.system`` and the retries the operation needed. Never state
+values, event content or error messages (they may quote either): an error is
+recorded by its type name only.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigurationError, ConflictError
+from .keys import Key, UserKey
+from .opstats import CURRENT, OpStats
+from .records import CleanupResult, Event, Session
+
+SessionService = Any  # the service (not imported: service.py imports this module)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARK = "__sessionstore_operation__"
+SCOPE = "sessionstore"
+CLEANUP_KINDS = (
+    "sessions_expired", "events_removed", "events_trimmed", "app_state_expired", "user_state_expired",
+    "tombstones_purged",
+)
+
+
+def operation(kind: str) -> Callable[[F], F]:
+    """Mark a public service method as an operation of `kind` (read/write/append/admin); zero cost."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, MARK, kind)
+        return fn
+
+    return mark
+
+
+def operations(cls: type) -> dict[str, str]:
+    """The marked methods of a service class: name -> kind."""
+    found = {}
+    for name in dir(cls):
+        kind = getattr(getattr(cls, name, None), MARK, None)
+        if kind is not None:
+            found[name] = kind
+    return found
+
+
+def instrument(service: SessionService) -> None:
+    """Wrap each operation of `service` (this object only) in a span and its metrics."""
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError:
+        raise ConfigurationError(
+            "tracing=True needs OpenTelemetry: pip install 'sessionstore[otel]'"
+        ) from None
+    options = service.options
+    tracer = trace.get_tracer(SCOPE, tracer_provider=options.tracer_provider)
+    meter = metrics.get_meter(SCOPE, meter_provider=options.meter_provider)
+    instruments = _instruments_for(meter)
+    instruments.services.add(service)
+    for name, kind in operations(type(service)).items():
+        setattr(service, name, _wrap(service, name, kind, getattr(service, name), tracer, instruments, trace))
+
+
+@dataclass
+class _Instruments:
+    """One meter's instruments, shared by the services that report through it."""
+
+    meter: Any
+    appends: Any = None
+    reads: Any = None
+    conflicts: Any = None
+    retries: Any = None
+    duplicates: Any = None
+    cleanup_rows: Any = None
+    duration: Any = None
+    services: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+
+    def __post_init__(self) -> None:
+        m = self.meter
+        self.appends = m.create_counter("sessionstore.appends", "{event}", "Events appended (stored or queued)")
+        self.reads = m.create_counter("sessionstore.reads", "{operation}", "Read operations")
+        self.conflicts = m.create_counter("sessionstore.conflicts", "{conflict}", "expected_version conflicts")
+        self.retries = m.create_counter("sessionstore.retries", "{retry}", "Reruns after transient database errors")
+        self.duplicates = m.create_counter(
+            "sessionstore.duplicate_appends", "{event}", "Appends of an event id already stored (retries)"
+        )
+        self.cleanup_rows = m.create_counter("sessionstore.cleanup.rows", "{row}", "Rows removed by cleanup, by kind")
+        self.duration = m.create_histogram("sessionstore.operation.duration", "s", "Duration of service operations")
+        m.create_observable_gauge(
+            "sessionstore.persist.queue_depth", [self._depth], "{event}", "Write-behind events queued, not yet stored"
+        )
+        m.create_observable_counter(
+            "sessionstore.persist.errors", [self._errors], "{error}", "Write-behind writes that failed"
+        )
+
+    def _observe(self, value: Callable[[SessionService], int]) -> Iterable[Any]:
+        from opentelemetry.metrics import Observation
+
+        totals: dict[str, int] = {}
+        for svc in list(self.services):
+            system = svc.db_system
+            totals[system] = totals.get(system, 0) + value(svc)
+        return [Observation(v, {"db.system": k}) for k, v in totals.items()]
+
+    def _depth(self, _options: Any) -> Iterable[Any]:
+        return self._observe(lambda svc: svc.persist_queue_depth)
+
+    def _errors(self, _options: Any) -> Iterable[Any]:
+        return self._observe(lambda svc: svc.persist_errors)
+
+
+_BY_METER: dict[int, _Instruments] = {}
+
+
+def _instruments_for(meter: Any) -> _Instruments:
+    """Instruments are made once per meter (a second registration of a name only warns)."""
+    found = _BY_METER.get(id(meter))
+    if found is None or found.meter is not meter:
+        found = _BY_METER[id(meter)] = _Instruments(meter)
+    return found
+
+
+def _wrap(
+    service: SessionService, name: str, kind: str, method: Callable[..., Awaitable[Any]],
+    tracer: Any, ins: _Instruments, trace: Any,
+) -> Callable[..., Awaitable[Any]]:
+    span_name = f"sessionstore.{name}"
+    params = list(inspect.signature(method).parameters)
+    app_at = params.index("app_name") if "app_name" in params else None
+    error_status = trace.Status(trace.StatusCode.ERROR)
+
+    @functools.wraps(method)
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        system = service.db_system
+        attrs: dict[str, Any] = {"db.system": system}
+        _ids(attrs, args, kwargs, app_at)
+        stats = OpStats()
+        token = CURRENT.set(stats)
+        outcome = "ok"
+        start = time.perf_counter()
+        with tracer.start_as_current_span(
+            span_name, kind=trace.SpanKind.CLIENT, attributes=attrs, record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                result = await method(*args, **kwargs)
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                span.set_status(error_status)
+                span.set_attribute("error.type", outcome)
+                if isinstance(exc, ConflictError):
+                    ins.conflicts.add(1, {"db.system": system})
+                raise
+            finally:
+                CURRENT.reset(token)
+                span.set_attribute("sessionstore.retries", stats.retries)
+                metric_attrs = {"db.system": system, "sessionstore.operation": name}
+                if stats.retries:
+                    ins.retries.add(stats.retries, metric_attrs)
+                if stats.duplicates:
+                    ins.duplicates.add(stats.duplicates, metric_attrs)
+                ins.duration.record(time.perf_counter() - start, metric_attrs | {"sessionstore.outcome": outcome})
+            count = _event_count(result)
+            if count is not None:
+                span.set_attribute("sessionstore.event_count", count)
+            if kind == "read":
+                ins.reads.add(1, metric_attrs)
+            elif kind == "append" and count:
+                mode = "queued" if service.options.async_persist else "stored"
+                ins.appends.add(count, metric_attrs | {"sessionstore.mode": mode})
+            elif isinstance(result, CleanupResult) and not result.dry_run:
+                for cleanup_kind in CLEANUP_KINDS:
+                    rows = getattr(result, cleanup_kind)
+                    if rows:
+                        ins.cleanup_rows.add(rows, {"db.system": system, "sessionstore.kind": cleanup_kind})
+            return result
+
+    return traced
+
+
+def _ids(attrs: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any], app_at: int | None) -> None:
+    """The ids the call addresses (from its Session, Key, UserKey or app_name argument)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (Session, Key)):
+            sid = value.id if isinstance(value, Session) else value.session_id
+            attrs.update({"sessionstore.app_name": value.app_name, "sessionstore.user_id": value.user_id})
+            if sid:
+                attrs["sessionstore.session_id"] = sid
+            return
+        if isinstance(value, UserKey):
+            attrs.update({"sessionstore.app_name": value.app_name, "sessionstore.user_id": value.user_id})
+            return
+    app = args[app_at] if app_at is not None and len(args) > app_at else kwargs.get("app_name")
+    if isinstance(app, str):
+        attrs["sessionstore.app_name"] = app
+
+
+def _event_count(result: Any) -> int | None:
+    if isinstance(result, Event):
+        return 1
+    if isinstance(result, Session):
+        return len(result.events)
+    if isinstance(result, list) and all(isinstance(e, Event) for e in result):
+        return len(result)
+    return None
