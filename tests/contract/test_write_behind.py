@@ -1,0 +1,157 @@
+"""Write-behind persistence (async_persist=True) on every backend: queued appends, per-session
+order under concurrency, flush() durability seen from a second service (another engine),
+read-your-writes, ordering against synchronous writes, and failures surfaced by flush()/close().
+The database going away mid-run is in tests/test_write_behind_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import sessionstore as ss
+
+from .helpers import event, key, must_get, new_session, seqs
+
+WB = {"async_persist": True, "persist_workers": 4}
+
+
+async def durable_reader(make_service, backend, svc):
+    """A second service on the same storage (another engine), or the writer itself for memory."""
+    return await make_service() if backend.shared_storage else svc
+
+
+async def test_append_returns_queued_and_flush_makes_it_durable(make_service, backend):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    returned = [await svc.append_event(s, event(content=i, state_delta={"n": i})) for i in range(5)]
+    assert [e.content for e in s.events] == [0, 1, 2, 3, 4]  # the caller's Session has them at once
+    assert s.state["n"] == 4 and s.version == 5
+    await svc.flush()
+    assert svc.persist_queue_depth == 0 and svc.persist_errors == 0
+    assert [e.seq for e in returned] == [1, 2, 3, 4, 5]  # filled in once stored
+    assert seqs(s) == [1, 2, 3, 4, 5] and s.version == 5
+    reader = await durable_reader(make_service, backend, svc)
+    got = await must_get(reader, key("s1"))
+    assert [e.content for e in got.events] == [0, 1, 2, 3, 4] and seqs(got) == [1, 2, 3, 4, 5]
+    assert got.state["n"] == 4 and got.version == 5
+
+
+async def test_per_session_order_holds_under_50_concurrent_sessions(make_service, backend):
+    svc = await make_service(async_persist=True, persist_workers=3)
+    sessions = [await new_session(svc, f"c{i}") for i in range(50)]
+
+    async def writer(s: ss.Session) -> None:
+        for n in range(8):
+            await svc.append_event(s, event(content=n, state_delta={"last": n}))
+            if n % 3 == 0:
+                await asyncio.sleep(0)  # interleave the sessions
+
+    await asyncio.gather(*(writer(s) for s in sessions))
+    await svc.flush()
+    reader = await durable_reader(make_service, backend, svc)
+    for i in range(50):
+        got = await must_get(reader, key(f"c{i}"))
+        assert [e.content for e in got.events] == list(range(8)), f"session c{i}"
+        assert seqs(got) == list(range(1, 9)) and got.state["last"] == 7
+
+
+async def test_reads_see_queued_events_and_their_state(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    await svc.append_event(s, event(id="e0", state_delta={"a": 1, "app:shared": "x", "temp:t": 1}))
+    await svc.append_event(s, event(id="e1", state_delta={"a": 2}))
+    await svc.append_event(s, event(id="e2"))
+    got = await must_get(svc, key("s1"))  # before any flush
+    assert [e.id for e in got.events] == ["e0", "e1", "e2"]
+    assert got.state["a"] == 2 and got.state["app:shared"] == "x" and "temp:t" not in got.state
+    assert got.version == 3
+    newest = await must_get(svc, key("s1"), event_num=2)
+    assert [e.id for e in newest.events] == ["e1", "e2"]
+    await svc.flush()
+    after = await must_get(svc, key("s1"))
+    assert [e.id for e in after.events] == ["e0", "e1", "e2"] and seqs(after) == [1, 2, 3]
+    assert after.state == got.state and after.version == 3
+
+
+async def test_synchronous_writes_wait_for_the_sessions_queued_events(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    await svc.append_event(s, event(state_delta={"x": 1, "user:u": 1}))
+    await svc.update_session_state(key("s1"), {"x": 2})  # lands after the queued event
+    await svc.update_user_state(ss.UserKey("agent-app", "u1"), {"u": 2})
+    stored = await svc.append_event(s, event(id="checked"), expected_version=s.version + 1)
+    assert stored.seq == 2  # a version-checked append is synchronous, after the queue
+    got = await must_get(svc, key("s1"))
+    assert got.state["x"] == 2 and got.state["user:u"] == 2 and got.version == 3
+    with pytest.raises(ss.ConflictError):
+        await svc.append_event(s, event(), expected_version=0)
+
+
+async def test_close_drains_the_queue(make_service, backend):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    for i in range(20):
+        await svc.append_event(s, event(content=i))
+    await svc.close()
+    reader = await durable_reader(make_service, backend, svc)
+    got = await must_get(reader, key("s1"))
+    assert [e.content for e in got.events] == list(range(20))
+
+
+async def test_a_failed_queued_write_is_counted_and_raised_by_flush(make_service):
+    svc = await make_service(**WB)
+    ghost = ss.Session(id="never-created", app_name="agent-app", user_id="u1")
+    returned = await svc.append_event(ghost, event(id="lost"))  # queued: the failure comes later
+    await svc.append_event(ghost, event(id="after"))
+    assert returned.seq is None
+    with pytest.raises(ss.PersistError) as raised:
+        await svc.flush()
+    err = raised.value
+    assert isinstance(err.__cause__, ss.SessionNotFoundError)
+    # the event queued behind the failed one is not stored after the gap: it fails too
+    assert [event_id for _, event_id, _ in err.failures] == ["lost", "after"]
+    assert err.count == svc.persist_errors == 2
+    await svc.flush()  # reported once, then cleared; the count stays
+    assert svc.persist_errors == 2
+
+
+async def test_appending_to_a_session_whose_queued_write_failed_raises_until_flushed(make_service):
+    svc = await make_service(**WB)
+    ghost = ss.Session(id="never-created", app_name="agent-app", user_id="u1")
+    await svc.append_event(ghost, event())
+    for _ in range(100):
+        if svc.persist_errors:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(ss.PersistError):
+        await svc.append_event(ghost, event())
+    with pytest.raises(ss.PersistError):
+        await svc.flush()
+    s = await new_session(svc, "s1")  # other sessions were never affected
+    await svc.append_event(s, event())
+    await svc.flush()
+
+
+async def test_close_raises_what_flush_did_not_report(make_service):
+    svc = await make_service(**WB)
+    ghost = ss.Session(id="never-created", app_name="agent-app", user_id="u1")
+    await svc.append_event(ghost, event())
+    with pytest.raises(ss.PersistError):
+        await svc.close()
+    await svc.close()  # reported once
+
+
+async def test_partial_events_are_not_queued(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    await svc.append_event(s, event(partial=True))
+    assert svc.persist_queue_depth == 0 and s.events == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "2"])
+async def test_bad_write_behind_options_are_rejected(bad):
+    with pytest.raises(ss.ConfigurationError):
+        ss.ServiceOptions(async_persist=True, persist_workers=bad)
+    with pytest.raises(ss.ConfigurationError):
+        ss.ServiceOptions(persist_queue_size=bad)
