@@ -144,46 +144,54 @@ def _wrap(
     params = list(inspect.signature(method).parameters)
     app_at = params.index("app_name") if "app_name" in params else None
     error_status = trace.Status(trace.StatusCode.ERROR)
+    client = trace.SpanKind.CLIENT
+    mode = "queued" if service.options.async_persist else "stored"
+    fixed: dict[str, dict[str, Any]] = {}  # metric attribute sets, built on the first call (db_system is known by then)
+
+    def attributes(system: str) -> dict[str, dict[str, Any]]:
+        base = {"db.system": system, "sessionstore.operation": name}
+        fixed.update(base=base, ok=base | {"sessionstore.outcome": "ok"}, append=base | {"sessionstore.mode": mode})
+        return fixed
 
     @functools.wraps(method)
     async def traced(*args: Any, **kwargs: Any) -> Any:
         system = service.db_system
+        metric_attrs = fixed or attributes(system)
         attrs: dict[str, Any] = {"db.system": system}
         _ids(attrs, args, kwargs, app_at)
         stats = OpStats()
         token = CURRENT.set(stats)
-        outcome = "ok"
         start = time.perf_counter()
         with tracer.start_as_current_span(
-            span_name, kind=trace.SpanKind.CLIENT, attributes=attrs, record_exception=False,
-            set_status_on_exception=False,
+            span_name, kind=client, attributes=attrs, record_exception=False, set_status_on_exception=False,
         ) as span:
             try:
                 result = await method(*args, **kwargs)
             except BaseException as exc:
                 outcome = type(exc).__name__
                 span.set_status(error_status)
-                span.set_attribute("error.type", outcome)
+                span.set_attributes({"error.type": outcome, "sessionstore.retries": stats.retries})
                 if isinstance(exc, ConflictError):
                     ins.conflicts.add(1, {"db.system": system})
+                ins.duration.record(time.perf_counter() - start, metric_attrs["base"] | {"sessionstore.outcome": outcome})
                 raise
             finally:
                 CURRENT.reset(token)
-                span.set_attribute("sessionstore.retries", stats.retries)
-                metric_attrs = {"db.system": system, "sessionstore.operation": name}
                 if stats.retries:
-                    ins.retries.add(stats.retries, metric_attrs)
+                    ins.retries.add(stats.retries, metric_attrs["base"])
                 if stats.duplicates:
-                    ins.duplicates.add(stats.duplicates, metric_attrs)
-                ins.duration.record(time.perf_counter() - start, metric_attrs | {"sessionstore.outcome": outcome})
+                    ins.duplicates.add(stats.duplicates, metric_attrs["base"])
+            ins.duration.record(time.perf_counter() - start, metric_attrs["ok"])
             count = _event_count(result)
-            if count is not None:
-                span.set_attribute("sessionstore.event_count", count)
+            if span.is_recording():
+                done: dict[str, Any] = {"sessionstore.retries": stats.retries}
+                if count is not None:
+                    done["sessionstore.event_count"] = count
+                span.set_attributes(done)
             if kind == "read":
-                ins.reads.add(1, metric_attrs)
+                ins.reads.add(1, metric_attrs["base"])
             elif kind == "append" and count:
-                mode = "queued" if service.options.async_persist else "stored"
-                ins.appends.add(count, metric_attrs | {"sessionstore.mode": mode})
+                ins.appends.add(count, metric_attrs["append"])
             elif isinstance(result, CleanupResult) and not result.dry_run:
                 for cleanup_kind in CLEANUP_KINDS:
                     rows = getattr(result, cleanup_kind)
