@@ -75,6 +75,9 @@ def instrument(service: SessionService) -> None:
     instruments.services.add(service)
     for name, kind in operations(type(service)).items():
         setattr(service, name, _wrap(service, name, kind, getattr(service, name), tracer, instruments, trace))
+    persist = getattr(service, "_persist", None)
+    if persist is not None:  # write-behind's background writes: span sessionstore.persist_event
+        persist.store = _wrap(service, "persist_event", "write", persist.store, tracer, instruments, trace)
 
 
 @dataclass
@@ -226,4 +229,6 @@ def _event_count(result: Any) -> int | None:
         return len(result.events)
     if isinstance(result, list) and all(isinstance(e, Event) for e in result):
         return len(result)
+    if isinstance(result, tuple) and result and isinstance(result[0], Event):  # a backend's (event, version, dup)
+        return 1
     return None

@@ -74,7 +74,8 @@ class WriteBehind:
     """The queues and workers of one service."""
 
     def __init__(self, store: Store, workers: int, queue_size: int) -> None:
-        self._store = store
+        self.store = store
+        """What writes one queued event (the backend's _append_event; telemetry may wrap it)."""
         self._size = queue_size
         self._queues: list[asyncio.Queue[Job]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,7 +210,7 @@ class WriteBehind:
                     raise PersistError(
                         "not stored: an earlier queued write of this session failed", failures=[], count=0
                     )
-                stored, version, _ = await self._store(job.key, job.prepared, None, job.now, job.known_version)
+                stored, version, _ = await self.store(job.key, job.prepared, None, job.now, job.known_version)
                 job.stored = True
                 job.returned.seq = stored.seq
                 if job.in_session is not None:

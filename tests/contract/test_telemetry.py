@@ -130,3 +130,6 @@ async def test_write_behind_queue_depth_and_errors_are_observed(make_service, ot
     assert otel.total("sessionstore.persist.queue_depth") == 0
     assert otel.total("sessionstore.persist.errors") == 1
     assert otel.total("sessionstore.appends", **{"sessionstore.mode": "queued"}) == 4
+    background = [sp for sp in otel.spans.get_finished_spans() if sp.name == "sessionstore.persist_event"]
+    assert len(background) == 4 and sum(sp.status.status_code.name == "ERROR" for sp in background) == 1
+    assert all(sp.attributes["sessionstore.app_name"] == "agent-app" for sp in background)
