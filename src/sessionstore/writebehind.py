@@ -59,6 +59,8 @@ class Job:
     session: Session
     in_session: Event | None
     stored: bool = False
+    ticket: int = 0
+    """Its place in its worker's queue (1, 2, ...), once queued; 0 while waiting for room."""
 
 
 @dataclass(slots=True, eq=False)
@@ -67,7 +69,6 @@ class _Pending:
 
     jobs: deque[Job] = field(default_factory=deque)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WriteBehind:
@@ -81,6 +82,9 @@ class WriteBehind:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers = workers
         self._pending: dict[Key, _Pending] = {}
+        self._queued = [0] * workers  # per worker: jobs queued so far (the last ticket given)
+        self._done = [0] * workers  # per worker: jobs finished (stored or failed), in ticket order
+        self._waiters: list[list[tuple[int, asyncio.Future[None]]]] = [[] for _ in range(workers)]
         self._poisoned: set[Key] = set()
         self._failures: list[tuple[object, str, BaseException]] = []
         self._unreported = 0
@@ -113,11 +117,12 @@ class WriteBehind:
         """
         self.check_session(key)
         in_session, returned = prepared.copy(), prepared.copy()
+        await self._enqueue(Job(key, prepared, now, session.version, returned, session, in_session))
+        # (no await between the job entering the queue and this: its worker cannot have run yet)
         session.events.append(in_session)
         apply_delta(session.state, caller_delta)
         session.version += 1
         session.updated_at = max(session.updated_at, now)
-        await self._enqueue(Job(key, prepared, now, session.version - 1, returned, session, in_session))
         return returned
 
     async def _enqueue(self, job: Job) -> None:
@@ -128,13 +133,15 @@ class WriteBehind:
         if pending is None:
             pending = self._pending[job.key] = _Pending()
         pending.jobs.append(job)
-        pending.idle.clear()
+        worker = hash(job.key) % self._workers
         try:
-            await self._queues[hash(job.key) % self._workers].put(job)
+            await self._queues[worker].put(job)
         except BaseException:  # cancelled while the queue was full: never queued
             pending.jobs.remove(job)
             self._forget_if_idle(job.key, pending)
             raise
+        self._queued[worker] += 1
+        job.ticket = self._queued[worker]
 
     async def read(
         self, key: Key, read: Callable[[], Awaitable[Session | None]], limit: int, after: datetime | None
@@ -152,15 +159,27 @@ class WriteBehind:
         return self._pending.get(key)
 
     async def settle_session(self, key: Key) -> None:
-        """Wait until the session has nothing queued (errors are left for report())."""
+        """Wait until the session's events queued so far are finished (errors are left for report())."""
         pending = self._pending.get(key)
-        if pending is not None:
-            await pending.idle.wait()
+        queued = [job for job in pending.jobs if job.ticket] if pending is not None else []
+        if queued:
+            await self._reach(hash(key) % self._workers, queued[-1].ticket)
 
     async def settle(self) -> None:
-        """Wait until nothing is queued (errors are left for report())."""
-        for queue in self._queues:
-            await queue.join()
+        """Wait until every event queued so far is finished (errors are left for report()).
+
+        Events queued meanwhile are not waited for, so a steady stream of
+        appends from other tasks cannot keep a flush waiting for ever.
+        """
+        await asyncio.gather(*(self._reach(w, self._queued[w]) for w in range(self._workers)))
+
+    async def _reach(self, worker: int, ticket: int) -> None:
+        """Wait until `worker` has finished its job number `ticket`."""
+        if self._done[worker] >= ticket:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters[worker].append((ticket, future))
+        await future
 
     def report(self) -> None:
         """Raise one PersistError for the failures since the last report, and clear them."""
@@ -190,17 +209,24 @@ class WriteBehind:
         self._queues = [asyncio.Queue(self._size) for _ in range(self._workers)]
         self._tasks = [
             # a fresh context: not the telemetry of the append that happened to start them
-            contextvars.Context().run(asyncio.create_task, self._work(queue), name=f"sessionstore-persist-{n}")
+            contextvars.Context().run(asyncio.create_task, self._work(n, queue), name=f"sessionstore-persist-{n}")
             for n, queue in enumerate(self._queues)
         ]
 
-    async def _work(self, queue: asyncio.Queue[Job]) -> None:
+    async def _work(self, worker: int, queue: asyncio.Queue[Job]) -> None:
         while True:
             job = await queue.get()
             try:
                 await self._persist(job)
             finally:
                 queue.task_done()
+                self._done[worker] += 1
+                waiting = self._waiters[worker]
+                if waiting:
+                    self._waiters[worker] = [(t, f) for t, f in waiting if t > self._done[worker]]
+                    for ticket, future in waiting:
+                        if ticket <= self._done[worker] and not future.done():
+                            future.set_result(None)
 
     async def _persist(self, job: Job) -> None:
         pending = self._pending[job.key]
@@ -226,10 +252,8 @@ class WriteBehind:
             self._forget_if_idle(job.key, pending)
 
     def _forget_if_idle(self, key: Key, pending: _Pending) -> None:
-        if not pending.jobs:
-            pending.idle.set()
-            if self._pending.get(key) is pending:
-                del self._pending[key]
+        if not pending.jobs and self._pending.get(key) is pending:
+            del self._pending[key]
 
     def _fail(self, job: Job, exc: Exception) -> None:
         self.failed += 1

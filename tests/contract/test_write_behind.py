@@ -155,3 +155,58 @@ async def test_bad_write_behind_options_are_rejected(bad):
         ss.ServiceOptions(async_persist=True, persist_workers=bad)
     with pytest.raises(ss.ConfigurationError):
         ss.ServiceOptions(persist_queue_size=bad)
+
+
+async def test_reads_while_workers_commit_never_show_an_event_twice_or_miss_one(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    seen: list[list[int]] = []
+
+    async def reader() -> None:
+        for _ in range(30):
+            got = await must_get(svc, key("s1"))
+            seen.append([e.content for e in got.events])
+            assert got.state.get("n", -1) == (got.events[-1].content if got.events else -1)
+            await asyncio.sleep(0)
+
+    async def writer() -> None:
+        for i in range(40):
+            await svc.append_event(s, event(content=i, state_delta={"n": i}))
+            if i % 4 == 0:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(writer(), reader())
+    for contents in seen:
+        assert contents == list(range(len(contents)))  # a prefix of the appends, in order, no repeats
+    await svc.flush()
+    assert seqs(await must_get(svc, key("s1"))) == list(range(1, 41))
+
+
+async def test_a_full_queue_makes_appends_wait_not_drop(make_service):
+    svc = await make_service(async_persist=True, persist_workers=1, persist_queue_size=2)
+    s = await new_session(svc, "s1")
+    for i in range(12):
+        await svc.append_event(s, event(content=i))
+        assert svc.persist_queue_depth <= 3  # two queued and at most one being written
+    await svc.flush()
+    assert [e.content for e in (await must_get(svc, key("s1"))).events] == list(range(12))
+
+
+async def test_flush_does_not_wait_for_events_queued_after_it_began(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    first = await svc.append_event(s, event(content="before"))
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        while not stop.is_set():
+            await svc.append_event(s, event(content="during"))
+            await asyncio.sleep(0)
+
+    streaming = asyncio.create_task(stream())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(svc.flush(), timeout=30)
+    assert first.seq == 1
+    stop.set()
+    await streaming
+    await svc.flush()
