@@ -85,6 +85,7 @@ class WriteBehind:
         self._queued = [0] * workers  # per worker: jobs queued so far (the last ticket given)
         self._done = [0] * workers  # per worker: jobs finished (stored or failed), in ticket order
         self._waiters: list[list[tuple[int, asyncio.Future[None]]]] = [[] for _ in range(workers)]
+        self._put_locks = [asyncio.Lock() for _ in range(workers)]
         self._poisoned: set[Key] = set()
         self._failures: list[tuple[object, str, BaseException]] = []
         self._unreported = 0
@@ -135,7 +136,10 @@ class WriteBehind:
         pending.jobs.append(job)
         worker = hash(job.key) % self._workers
         try:
-            await self._queues[worker].put(job)
+            # asyncio.Queue does not keep waiting putters in order against newcomers; the
+            # (fair) lock does, so a session's events enter its worker's queue in order.
+            async with self._put_locks[worker]:
+                await self._queues[worker].put(job)
         except BaseException:  # cancelled while the queue was full: never queued
             pending.jobs.remove(job)
             self._forget_if_idle(job.key, pending)
@@ -187,7 +191,9 @@ class WriteBehind:
             return
         failures, count = self._failures, self._unreported
         self._failures, self._unreported = [], 0
-        self._poisoned.clear()
+        # A session with events still queued behind its failure stays stopped until they have
+        # failed too (the next report): none of them may be stored after the gap.
+        self._poisoned = {key for key in self._poisoned if key in self._pending}
         first_key, first_id, first = failures[0]
         raise PersistError(
             f"{count} queued write(s) failed since the last flush; the first, event {first_id!r} "

@@ -210,3 +210,19 @@ async def test_flush_does_not_wait_for_events_queued_after_it_began(make_service
     stop.set()
     await streaming
     await svc.flush()
+
+
+async def test_order_holds_when_appenders_wait_for_room_in_a_full_queue(make_service, backend):
+    svc = await make_service(async_persist=True, persist_workers=2, persist_queue_size=1)
+    sessions = [await new_session(svc, f"q{i}") for i in range(10)]
+
+    async def writer(s: ss.Session) -> None:
+        for n in range(10):
+            await svc.append_event(s, event(content=n))
+
+    await asyncio.gather(*(writer(s) for s in sessions))
+    await svc.flush()
+    reader = await durable_reader(make_service, backend, svc)
+    for i in range(10):
+        got = await must_get(reader, key(f"q{i}"))
+        assert [e.content for e in got.events] == list(range(10)), f"session q{i}"
