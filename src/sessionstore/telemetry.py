@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from .errors import ConfigurationError, ConflictError
 from .keys import Key, UserKey
 from .opstats import CURRENT, OpStats
-from .records import CleanupResult, Event, Session
+from .records import CleanupResult, Event, EventPage, Session
 
 SessionService = Any  # the service (not imported: service.py imports this module)
 
@@ -225,7 +225,7 @@ def _ids(attrs: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any], a
 def _event_count(result: Any) -> int | None:
     if isinstance(result, Event):
         return 1
-    if isinstance(result, Session):
+    if isinstance(result, (Session, EventPage)):
         return len(result.events)
     if isinstance(result, list) and all(isinstance(e, Event) for e in result):
         return len(result)

@@ -65,6 +65,13 @@ async def test_every_operation_opens_a_span_with_ids_and_no_values(make_service,
     await svc.update_user_state(user_key(), {"u": SECRET})
     await svc.list_user_state(user_key())
     await svc.delete_user_state(user_key(), "u")
+    await svc.append_events(s, [event(content=SECRET), event()])
+    await svc.list_events(key("s1"))
+    await svc.set_session_metadata(key("s1"), title="t", metadata={"m": SECRET})
+    await svc.list_app_sessions("agent-app")
+    await svc.delete_event(key("s1"), s.events[-1].id)
+    await svc.trim_session_events(key("s1"), 1)
+    await svc.clear_session_events(key("s1"))
     await svc.cleanup()
     await svc.flush()
     await svc.delete_session(key("s1"))
@@ -133,3 +140,15 @@ async def test_write_behind_queue_depth_and_errors_are_observed(make_service, ot
     background = [sp for sp in otel.spans.get_finished_spans() if sp.name == "sessionstore.persist_event"]
     assert len(background) == 4 and sum(sp.status.status_code.name == "ERROR" for sp in background) == 1
     assert all(sp.attributes["sessionstore.app_name"] == "agent-app" for sp in background)
+
+
+def test_every_public_operation_is_marked_for_telemetry():
+    """A public coroutine method without @operation would get no span (telemetry.py)."""
+    import inspect
+
+    lifecycle = {"start", "close"}
+    public = {
+        name for name, fn in inspect.getmembers(ss.SessionService, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name not in lifecycle
+    }
+    assert public - set(operations(ss.SessionService)) == set()

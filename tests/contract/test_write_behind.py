@@ -226,3 +226,17 @@ async def test_order_holds_when_appenders_wait_for_room_in_a_full_queue(make_ser
     for i in range(10):
         got = await must_get(reader, key(f"q{i}"))
         assert [e.content for e in got.events] == list(range(10)), f"session q{i}"
+
+
+async def test_batches_and_history_calls_come_after_the_queued_events(make_service):
+    svc = await make_service(**WB)
+    s = await new_session(svc, "s1")
+    await svc.append_event(s, event(content="queued"))
+    page = await svc.list_events(key("s1"))  # waits for the session's queued events
+    assert [e.content for e in page.events] == ["queued"]
+    stored = await svc.append_events(s, [event(content="b1"), event(content="b2")])
+    assert [e.seq for e in stored] == [2, 3]
+    await svc.append_event(s, event(content="queued again"))
+    assert await svc.trim_session_events(key("s1"), 1) == 3
+    got = await must_get(svc, key("s1"))
+    assert [e.content for e in got.events] == ["queued again"] and seqs(got) == [4]
