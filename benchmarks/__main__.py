@@ -4,9 +4,9 @@ Each figure is measured in this one run on this machine; compare the ratios,
 not the absolute numbers.
 
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
-10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``
-(docs/benchmarks.md says what each measures and against what). Issue 16's
-scaling figures, which start servers of their own: ``python -m benchmarks.scaling``.
+10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``, and issue 11's
+``write_behind`` and ``tracing`` (docs/benchmarks.md says what each measures and against what).
+Issue 16's scaling figures, which start servers of their own: ``python -m benchmarks.scaling``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "append_delta": [("ratio", ">=", {"sqlite": 0.8, "postgresql": 0.8, "mysql": 0.7})],
     "concurrent": [("ratio", ">=", 0.7)],
     "cleanup": [("p99_ratio", "<=", 3.0)],
+    "write_behind": [("latency_ratio", ">=", 5.0), ("rate_ratio", ">=", 1.0)],
+    "tracing": [("overhead_pct", "<=", 5.0)],
 }
 """Per kind: (figure, comparison, target), the target either one number or one per database."""
 
@@ -51,6 +53,8 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
     from .delta_appends import bench_append_delta
     from .listing import bench_list
     from .reads import bench_full, bench_get20
+    from .tracing import bench_tracing
+    from .write_behind import bench_write_behind
 
     def q(small: int, full: int) -> int:
         return small if quick else full
@@ -69,6 +73,8 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "append_delta": lambda db: bench_append_delta(db, q(400, 2000)),
         "concurrent": lambda db: bench_concurrent(db, q(4, 16)),
         "cleanup": cleanup,
+        "write_behind": lambda db: bench_write_behind(db, q(400, 4000)),
+        "tracing": lambda db: bench_tracing(db, q(100, 1000)),
     }
 
 

@@ -74,3 +74,18 @@ class InvalidCursorError(InvalidArgumentError):
 
 class ConfigurationError(SessionStoreError, ValueError):
     """open_service was given a URL or option it cannot use."""
+
+
+class PersistError(SessionStoreError):
+    """Queued writes (write-behind, docs/write-behind.md) failed after append_event had returned.
+
+    Raised by the next ``flush()`` or ``close()`` (and by an append to a
+    session whose earlier queued write failed). ``failures`` holds (session
+    key, event id, error) for the first failures since the last report;
+    ``count`` how many failed in all since then.
+    """
+
+    def __init__(self, message: str, *, failures: list[tuple[object, str, BaseException]], count: int) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.count = count

@@ -37,9 +37,22 @@ class ServiceOptions:
     # Hooks (docs/hooks.md): async def hook(ctx, next), first one outermost.
     append_event_hooks: tuple[Any, ...] = ()
     get_session_hooks: tuple[Any, ...] = ()
+    # write-behind (docs/write-behind.md): appends return once queued; workers store them
+    async_persist: bool = False
+    persist_workers: int = 4
+    persist_queue_size: int = 10_000
+    """Queued events per worker before append_event waits for room."""
+    # observability (docs/observability.md): OpenTelemetry spans and metrics, extra `otel`
+    tracing: bool = False
+    tracer_provider: Any = None
+    """None: OpenTelemetry's global provider (likewise meter_provider)."""
+    meter_provider: Any = None
 
     def __post_init__(self) -> None:
-        for name in ("event_limit", "max_event_bytes", "cleanup_batch_size", "summary_workers", "summary_queue_size"):
+        for name in (
+            "event_limit", "max_event_bytes", "cleanup_batch_size", "summary_workers", "summary_queue_size",
+            "persist_workers", "persist_queue_size",
+        ):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int, got {value!r}")

@@ -19,6 +19,7 @@ Prometheus/OpenTelemetry counter needs no change here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .errors import SessionStoreError
+from .opstats import note_retry
+
+log = logging.getLogger("sessionstore.retry")
 
 T = TypeVar("T")
 
@@ -110,9 +114,12 @@ async def retrying(
         except Exception as exc:
             if not is_retryable(exc):
                 raise
+            pause = backoff_s(n)
             if n + 1 == attempts:
                 RETRIES.record("gave_up", n, exc)
                 raise
             RETRIES.record("retried", n, exc)
-        await asyncio.sleep(backoff_s(n))
+            note_retry()
+            log.debug("attempt %d failed with %s; retrying in %.1f ms", n + 1, type(exc).__name__, pause * 1000)
+        await asyncio.sleep(pause)
     raise AssertionError("unreachable")

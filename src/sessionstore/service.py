@@ -16,10 +16,11 @@ from typing import Any
 
 from .arguments import MAX_PAGE_SIZE, add_in_seq_order, checked_key, checked_limit, checked_user_key
 from .cursor import Cursor
-from .errors import InvalidArgumentError, InvalidKeyError
+from .errors import ConflictError, InvalidArgumentError, InvalidKeyError
 from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .hooks import AppendEventContext, Chain, GetSessionContext
 from .keys import Key, UserKey, check_identifier
+from .opstats import note_duplicate
 from .options import ServiceOptions
 from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
 from .service_history import HistoryAndMetadata
@@ -34,7 +35,9 @@ from .state import (
     split_initial_state,
 )
 from .summaries_and_tracks import SummariesAndTracks
+from .telemetry import operation
 from .timestamps import storable_utc
+from .writebehind import WriteBehind
 
 log = logging.getLogger("sessionstore")
 
@@ -49,11 +52,22 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
     events: summaries_and_tracks.py; hooks (options.append_event_hooks, get_session_hooks): hooks.py.
     """
 
+    @property
+    def db_system(self) -> str:
+        """What telemetry reports as ``db.system`` (a SQL backend: its dialect)."""
+        return "memory"
+
     def __init__(self, options: ServiceOptions | None = None) -> None:
         self.options = options or ServiceOptions()
         self._cleanup_task: asyncio.Task[None] | None = None
         self._append_chain: Chain[AppendEventContext, Event] = Chain(self.options.append_event_hooks, self._append_in_context)
         self._read_chain: Chain[GetSessionContext, Session | None] = Chain(self.options.get_session_hooks, self._read_in_context)
+        o = self.options
+        self._persist = WriteBehind(self._append_event, o.persist_workers, o.persist_queue_size) if o.async_persist else None
+        if o.tracing:  # wraps this object's @operation methods in spans and metrics (telemetry.py)
+            from .telemetry import instrument
+
+            instrument(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -74,7 +88,12 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
             )
 
     async def close(self) -> None:
-        """Stop background work and release resources. Safe to call twice."""
+        """Store what is queued (async_persist), stop background work and release resources.
+
+        Safe to call twice. Raises PersistError, once everything is closed, if queued writes failed.
+        """
+        if self._persist is not None:
+            await self._persist.close()
         task, self._cleanup_task = self._cleanup_task, None
         if task is not None:
             task.cancel()
@@ -84,6 +103,34 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
                 pass
         await self._close_summary_jobs()
         await self._close()
+        if self._persist is not None:
+            self._persist.report()
+
+    @operation("write")
+    async def flush(self) -> None:
+        """Wait until every event queued so far (async_persist) is durable.
+
+        Raises PersistError for queued writes that failed since the last
+        flush (then clears them). Without async_persist: nothing to do.
+        """
+        if self._persist is not None:
+            await self._persist.settle()
+            self._persist.report()
+
+    @property
+    def persist_errors(self) -> int:
+        """Queued writes (async_persist) that failed since the service started."""
+        return 0 if self._persist is None else self._persist.failed
+
+    @property
+    def persist_queue_depth(self) -> int:
+        """Events queued (async_persist) and not yet stored."""
+        return 0 if self._persist is None else self._persist.depth
+
+    async def _settle(self, key: Key | None) -> None:
+        """Before a synchronous write: let queued appends land first (of `key`'s session, or all)."""
+        if self._persist is not None:
+            await (self._persist.settle() if key is None else self._persist.settle_session(key))
 
     async def _cleanup_loop(self, interval_s: float) -> None:
         while True:
@@ -97,6 +144,7 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
 
     # ------------------------------------------------------------------ sessions
 
+    @operation("write")
     async def create_session(self, key: Key, state: Mapping[str, Any] | None = None) -> Session:
         """Create a session. An empty ``key.session_id`` generates one (uuid4 hex).
 
@@ -110,6 +158,7 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         scoped = split_initial_state(state)
         return await self._create_session(key, scoped, self._now())
 
+    @operation("read")
     async def get_session(
         self,
         key: Key,
@@ -138,8 +187,12 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
             limit = min(limit, event_num)
         if after is not None:
             after = storable_utc(after, "after", InvalidArgumentError)
-        return await self._get_session(key, limit, after, self._now())
+        now = self._now()
+        if self._persist is not None:
+            return await self._persist.read(key, lambda: self._get_session(key, limit, after, now), limit, after)
+        return await self._get_session(key, limit, after, now)
 
+    @operation("read")
     async def list_sessions(
         self,
         user_key: UserKey,
@@ -161,13 +214,16 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         last = sessions[-1]
         return SessionPage(sessions, Cursor(last.updated_at, last.id).encode())
 
+    @operation("write")
     async def delete_session(self, key: Key) -> None:
         """Delete a session and its events. Deleting a missing session does nothing."""
         key = checked_key(key).require_session_id()
+        await self._settle(key)
         await self._delete_session(key, self._now())
 
     # ------------------------------------------------------------------ events
 
+    @operation("append")
     async def append_event(
         self,
         session: Session,
@@ -209,8 +265,19 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         # caller's dicts may change while the write is awaited, or afterwards.
         caller_delta = copy_delta(check_delta(event.state_delta))
         now = self._now()
+        if self._persist is not None:
+            if expected_version is None:
+                return await self._persist.append(session, key, prepared, caller_delta, now)
+            await self._settle(key)  # a version check needs this session's queued events stored first
         known_version = expected_version if expected_version is not None else session.version
-        stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
+        try:
+            stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
+        except ConflictError as exc:
+            log.debug("append to session %r: version conflict (expected %s, found %s)",
+                      key.session_id, exc.expected, exc.actual)
+            raise
+        if duplicate:
+            note_duplicate()
         if not duplicate:
             # (a copy from the JSON already serialised when the backend stored the prepared event)
             add_in_seq_order(session.events, prepared.copy() if stored is prepared.event else copy_event(stored))
@@ -227,6 +294,7 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
 
     # ------------------------------------------------------------------ state
 
+    @operation("write")
     async def update_session_state(self, key: Key, delta: Mapping[str, Any]) -> None:
         """Apply a state delta to a session without an event (app:/user: keys route as usual).
 
@@ -234,43 +302,56 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         """
         key = checked_key(key).require_session_id()
         scoped = split_delta(delta)
+        await self._settle(key)
         await self._update_session_state(key, scoped, self._now())
 
+    @operation("write")
     async def update_app_state(self, app_name: str, delta: Mapping[str, Any]) -> None:
         """Apply a delta of bare keys to the app's shared state."""
         check_identifier(app_name, "app_name")
-        await self._update_shared_state(ScopedDelta(app=check_bare_delta(delta)), app_name, None, self._now())
+        scoped = ScopedDelta(app=check_bare_delta(delta))
+        await self._settle(None)
+        await self._update_shared_state(scoped, app_name, None, self._now())
 
+    @operation("read")
     async def list_app_state(self, app_name: str) -> dict[str, Any]:
         """The app's shared state, bare keys (a session read shows them as ``app:<key>``)."""
         check_identifier(app_name, "app_name")
         return await self._list_app_state(app_name, self._now())
 
+    @operation("write")
     async def delete_app_state(self, app_name: str, key: str) -> None:
         """Remove one key of the app's shared state (no-op if absent)."""
         check_identifier(app_name, "app_name")
         delta = {check_state_key(key): DELETE}
+        await self._settle(None)
         await self._update_shared_state(ScopedDelta(app=delta), app_name, None, self._now())
 
+    @operation("write")
     async def update_user_state(self, user_key: UserKey, delta: Mapping[str, Any]) -> None:
         """Apply a delta of bare keys to the user's state, shared by all their sessions."""
         user_key = checked_user_key(user_key)
         scoped = ScopedDelta(user=check_bare_delta(delta))
+        await self._settle(None)
         await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
 
+    @operation("read")
     async def list_user_state(self, user_key: UserKey) -> dict[str, Any]:
         """The user's state, bare keys (a session read shows them as ``user:<key>``)."""
         user_key = checked_user_key(user_key)
         return await self._list_user_state(user_key, self._now())
 
+    @operation("write")
     async def delete_user_state(self, user_key: UserKey, key: str) -> None:
         """Remove one key of the user's state (no-op if absent)."""
         user_key = checked_user_key(user_key)
         scoped = ScopedDelta(user={check_state_key(key): DELETE})
+        await self._settle(None)
         await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
 
     # ------------------------------------------------------------------ retention
 
+    @operation("admin")
     async def cleanup(self, *, dry_run: bool = False, progress: CleanupProgress | None = None) -> CleanupResult:
         """Run one cleanup round now: expire, purge tombstones, trim (docs/ttl.md).
 

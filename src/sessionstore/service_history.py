@@ -22,6 +22,7 @@ from .metadata import UNSET, Unset, check_metadata_delta, check_title
 from .options import ServiceOptions
 from .records import Event, EventPage, Session, SessionPage
 from .state import apply_delta, check_delta
+from .telemetry import operation
 
 MAX_BATCH_EVENTS = 1000
 """Most events one append_events call takes."""
@@ -36,8 +37,13 @@ class HistoryAndMetadata(abc.ABC):
     @abc.abstractmethod
     def _now(self) -> datetime: ...
 
+    @abc.abstractmethod
+    async def _settle(self, key: Key | None) -> None:
+        """Let queued write-behind appends (of `key`'s session, or all) land first (service.py)."""
+
     # ------------------------------------------------------------------ batch append
 
+    @operation("append")
     async def append_events(
         self,
         session: Session,
@@ -80,6 +86,7 @@ class HistoryAndMetadata(abc.ABC):
             event.id: copy_delta(check_delta(event.state_delta)) for event in events if not event.partial
         }
         now = self._now()
+        await self._settle(key)  # (write-behind: a batch is written synchronously, after the queued events)
         stored, version, duplicates = await self._append_events(key, to_store, expected_version, now)
         fresh = False
         for event, duplicate in zip(stored, duplicates, strict=True):
@@ -95,6 +102,7 @@ class HistoryAndMetadata(abc.ABC):
 
     # ------------------------------------------------------------------ history
 
+    @operation("write")
     async def delete_event(self, key: Key, event_id: str) -> bool:
         """Remove one stored event from an active session's history; True if it was there.
 
@@ -104,8 +112,10 @@ class HistoryAndMetadata(abc.ABC):
         """
         key = checked_key(key).require_session_id()
         check_identifier(event_id, "event_id", error=InvalidArgumentError)
+        await self._settle(key)
         return await self._delete_event(key, event_id, self._now())
 
+    @operation("read")
     async def list_events(
         self,
         key: Key,
@@ -131,6 +141,7 @@ class HistoryAndMetadata(abc.ABC):
             checked_count(before_seq, "before_seq")
         checked_limit(limit)
         forward = after_seq is not None
+        await self._settle(key)  # write-behind: the page includes the events queued before it
         found = await self._list_events(key, after_seq, before_seq, limit + 1, forward, self._now())
         more = len(found) > limit
         page = found[:limit]
@@ -139,21 +150,26 @@ class HistoryAndMetadata(abc.ABC):
             page.reverse()
         return EventPage(page, cursor)
 
+    @operation("write")
     async def clear_session_events(self, key: Key) -> int:
         """Drop an active session's whole history, keeping the session and its state; returns
         how many events were removed. Raises SessionNotFoundError if the session is not active."""
         key = checked_key(key).require_session_id()
+        await self._settle(key)
         return await self._trim_events(key, 0, self._now())
 
+    @operation("write")
     async def trim_session_events(self, key: Key, keep_last: int) -> int:
         """Keep only the newest ``keep_last`` events of an active session; returns how many were
         removed. Raises SessionNotFoundError if the session is not active."""
         key = checked_key(key).require_session_id()
         checked_count(keep_last, "keep_last")
+        await self._settle(key)
         return await self._trim_events(key, keep_last, self._now())
 
     # ------------------------------------------------------------------ listing and metadata
 
+    @operation("read")
     async def list_app_sessions(self, app_name: str, *, limit: int = 50, cursor: str | None = None) -> SessionPage:
         """One page of an app's sessions across all its users, most recently updated first.
 
@@ -171,6 +187,7 @@ class HistoryAndMetadata(abc.ABC):
         last = sessions[-1]
         return SessionPage(sessions, Cursor(last.updated_at, last.id, last.user_id).encode())
 
+    @operation("write")
     async def set_session_metadata(
         self,
         key: Key,
@@ -188,6 +205,7 @@ class HistoryAndMetadata(abc.ABC):
         key = checked_key(key).require_session_id()
         title = check_title(title)
         delta = check_metadata_delta(metadata, self.options.max_event_bytes)
+        await self._settle(key)
         await self._set_session_metadata(key, title, delta, self._now())
 
     # ------------------------------------------------------------------ backend work

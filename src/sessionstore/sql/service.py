@@ -125,6 +125,10 @@ class SQLSessionService(SessionService):
         replicas = [make_engine(url, **engine_options) for url in read_urls]
         return cls(make_engine(target, **engine_options), options, owns_engine=True, read_engines=replicas, **service_kw)
 
+    @property
+    def db_system(self) -> str:
+        return self.rules.name
+
     # ------------------------------------------------------------------ lifecycle
 
     async def _start(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..models import DEFAULT_PREFIX
 from .lock import LOCK_TIMEOUT_S, migration_connection
 from .scripts import alembic_config
 from .status import SchemaStatus, explain_status, schema_status
+
+log = logging.getLogger("sessionstore.schema")
 
 
 def _engine_for(target: str | URL | AsyncEngine) -> tuple[AsyncEngine, bool]:
@@ -93,12 +96,17 @@ async def ensure_schema(
         # MySQL/MariaDB refuse to describe a table that another process's
         # migration is changing right now: decide under the lock instead.
         status = None
+    shown = _shown_url(engine, url_for_message)
+    log.debug(
+        "schema check of %s (prefix %r): %s", shown, table_prefix,
+        "undecided (tables busy)" if status is None else "at head" if status.ok else "not at head",
+    )
     if status is not None and status.ok:
         return
-    shown = _shown_url(engine, url_for_message)
     if not auto_migrate:
         assert status is not None
         raise SchemaError(explain_status(status, shown, table_prefix, schema))
+    log.debug("auto-migrate: upgrading %s (prefix %r) to head", shown, table_prefix)
     await _upgrade(engine, "head", table_prefix, schema, None, lock_timeout_s, shown)
     await verify_schema(engine, table_prefix=table_prefix, schema=schema, url_for_message=url_for_message)
 

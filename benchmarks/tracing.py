@@ -1,0 +1,61 @@
+"""Issue 11: the cost of tracing=True (OpenTelemetry SDK spans and metrics) vs tracing off.
+
+Three services on the same tables: one traced through an SDK TracerProvider
+(spans to an in-memory exporter, cleared as it goes) and MeterProvider (an
+in-memory reader), one traced through OpenTelemetry's no-op providers (the
+API installed, no SDK configured: sessionstore's own wrapper cost), one not
+traced. Each call is an append followed by get_session(event_num=20), timed
+in alternating rounds (common.alternate).
+"""
+
+from __future__ import annotations
+
+from sessionstore import Event, Key, open_service
+
+from .appends import CONTENT
+from .common import alternate, scratch_service
+
+
+async def bench_tracing(kind: str, calls: int) -> dict[str, float]:
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    async with scratch_service(kind) as plain:
+        url = plain.engine.url.render_as_string(hide_password=False)
+        traced = open_service(url, table_prefix=plain.table_prefix, cleanup_interval=None, tracing=True,
+                              tracer_provider=tracer_provider, meter_provider=meter_provider)
+        noop = open_service(url, table_prefix=plain.table_prefix, cleanup_interval=None, tracing=True,
+                            tracer_provider=trace.NoOpTracerProvider(), meter_provider=metrics.NoOpMeterProvider())
+        async with traced, noop:
+            off = await plain.create_session(Key("bench", "u1", "off"))
+            on = await traced.create_session(Key("bench", "u1", "on"))
+            api = await noop.create_session(Key("bench", "u1", "noop"))
+
+            async def call_off() -> None:
+                await plain.append_event(off, Event(author="user", content=CONTENT))
+                await plain.get_session(off.key, event_num=20)
+
+            async def call_on() -> None:
+                await traced.append_event(on, Event(author="user", content=CONTENT))
+                await traced.get_session(on.key, event_num=20)
+                spans.clear()
+
+            async def call_noop() -> None:
+                await noop.append_event(api, Event(author="user", content=CONTENT))
+                await noop.get_session(api.key, event_num=20)
+
+            timed = await alternate({"off": call_off, "on": call_on, "noop": call_noop}, calls)
+            return {
+                "off_p50_ms": timed["off"].p50 * 1e3, "on_p50_ms": timed["on"].p50 * 1e3,
+                "overhead_pct": (timed["on"].p50 / timed["off"].p50 - 1) * 100,
+                "mean_overhead_pct": (timed["on"].wall / timed["off"].wall - 1) * 100,
+                "noop_overhead_pct": (timed["noop"].p50 / timed["off"].p50 - 1) * 100,
+            }
