@@ -19,6 +19,7 @@ from .options import ServiceOptions
 from .records import Event, Session
 from .summaries import ModelHistory, StoredSummary, SummaryResult, select_events
 from .summary_jobs import SummaryJob, SummaryJobs, finished
+from .telemetry import operation
 from .tracks import TrackEvent, check_after, prepare_track_event
 
 MAX_TRACK_PAGE = 1000
@@ -32,6 +33,7 @@ class SummariesAndTracks(abc.ABC):
 
     # ------------------------------------------------------------------ summaries
 
+    @operation("write")
     async def create_session_summary(
         self, session: Session | Key, filter_key: str = "", force: bool = False
     ) -> SummaryResult:
@@ -46,6 +48,7 @@ class SummariesAndTracks(abc.ABC):
             return SummaryResult("no_summarizer")
         return await self._run_summary(key, filter_key, bool(force))
 
+    @operation("write")
     async def enqueue_summary_job(self, session: Session | Key, filter_key: str = "", force: bool = False) -> SummaryJob:
         """Hand a summary run to the worker pool; returns at once (unless the queue is full:
         then the job runs in the caller). ``await job.result()`` waits for it. A job
@@ -66,6 +69,7 @@ class SummariesAndTracks(abc.ABC):
         """Summary jobs that failed or timed out since the service started."""
         return 0 if self._summary_jobs is None else self._summary_jobs.errors
 
+    @operation("read")
     async def get_session_summary_text(self, session: Session | Key, filter_key: str = "") -> str | None:
         """The stored summary of ``filter_key``, else the whole-session one (key ""), else None."""
         key, filter_key = _summary_args(session, filter_key)
@@ -75,6 +79,7 @@ class SummariesAndTracks(abc.ABC):
             stored = await self._get_summary(key, "", now)
         return None if stored is None else stored.text
 
+    @operation("read")
     async def history_for_model(self, key: Key, max_events: int | None = None) -> ModelHistory:
         """(whole-session summary text or None, the events after the last one it covers).
 
@@ -126,6 +131,7 @@ class SummariesAndTracks(abc.ABC):
 
     # ------------------------------------------------------------------ track events
 
+    @operation("write")
     async def append_track_event(
         self, session: Session | Key, track: str, payload: Any, timestamp: datetime | None = None
     ) -> TrackEvent:
@@ -139,6 +145,7 @@ class SummariesAndTracks(abc.ABC):
         )
         return await self._append_track_event(key, track, payload, stamp, now)
 
+    @operation("read")
     async def get_track_events(
         self, key: Session | Key, track: str, *, limit: int = 100, after: int | datetime | None = None
     ) -> list[TrackEvent]:
@@ -151,6 +158,7 @@ class SummariesAndTracks(abc.ABC):
         after_seq, after_time = check_after(after)
         return await self._get_track_events(key, track, limit, after_seq, after_time, self._now())
 
+    @operation("read")
     async def list_tracks(self, key: Session | Key) -> list[str]:
         """The names of the session's tracks that hold records, sorted. [] if the session is not active."""
         return await self._list_tracks(_session_key(key), self._now())
