@@ -32,6 +32,7 @@ from .records import (
 from .service import SessionService
 from .sql.migrate import migrate
 from .state import DELETE
+from .sync import SyncSessionService, open_sync_service
 
 __version__ = "0.1.0"
 
@@ -62,7 +63,9 @@ __all__ = [
     "SessionService",
     "SessionStoreError",
     "StateValueError",
+    "SyncSessionService",
     "UserKey",
     "migrate",
     "open_service",
+    "open_sync_service",
 ]
