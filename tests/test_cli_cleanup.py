@@ -221,25 +221,25 @@ def _empty_sqlite(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, code",
     [
-        ([], "no database URL"),
-        (["--url", "nope://x"], "unsupported database"),
-        (["--url", "memory://"], "memory://"),
-        (["--url", "sqlite:///{tmp}/missing.db"], "no SQLite database at"),
-        (["--url", "{empty}"], "sessionstore db upgrade"),
-        (["--url", "postgresql://app:s3cret@127.0.0.1:1/db"], "database error"),
-        (["--url", "{sqlite}", "--batch-size", "0"], "cleanup_batch_size"),
-        (["--url", "{sqlite}", "--retention", "soon"], "--retention must be a duration"),
-        (["--url", "{sqlite}", "--schema", "other"], "PostgreSQL only"),
+        ([], "no database URL", 2),
+        (["--url", "nope://x"], "unsupported database", 2),
+        (["--url", "memory://"], "memory://", 2),
+        (["--url", "sqlite:///{tmp}/missing.db"], "no SQLite database at", 2),
+        (["--url", "{empty}"], "sessionstore db upgrade", 1),
+        (["--url", "postgresql://app:s3cret@127.0.0.1:1/db"], "connection refused", 1),
+        (["--url", "{sqlite}", "--batch-size", "0"], "cleanup_batch_size", 2),
+        (["--url", "{sqlite}", "--retention", "soon"], "--retention must be a duration", 2),
+        (["--url", "{sqlite}", "--schema", "other"], "PostgreSQL only", 2),
     ],
     ids=["no-url", "bad-url", "memory", "missing-file", "no-schema", "unreachable", "batch-size", "retention", "schema"],
 )
-async def test_errors_exit_2_with_one_line_and_no_password(tmp_path, sqlite_url, args, message):
+async def test_errors_are_one_line_without_password_exit_2_for_usage_1_at_runtime(tmp_path, sqlite_url, args, message, code):
     empty = _empty_sqlite(tmp_path)
     args = [a.format(tmp=tmp_path, empty=empty, sqlite=sqlite_url) for a in args]
     result = await run_cli(*args, "--once")
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
@@ -249,7 +249,7 @@ async def test_errors_exit_2_with_one_line_and_no_password(tmp_path, sqlite_url,
 async def test_a_database_without_the_schema_is_not_migrated(tmp_path):
     url = _empty_sqlite(tmp_path)
     result = await run_cli("--url", url, "--once")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     tables = sqlite3.connect(url.removeprefix("sqlite:///")).execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == []
 

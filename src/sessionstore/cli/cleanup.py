@@ -35,7 +35,6 @@ from sqlalchemy.engine import make_url
 from ..errors import SessionStoreError
 from ..factory import open_service
 from ..records import CLEANUP_STEPS, CleanupResult
-from ..redaction import redact
 from ..service import SessionService
 from .options import (
     DEFAULT_PREFIX,
@@ -46,7 +45,7 @@ from .options import (
     format_duration,
     parse_duration,
 )
-from .output import fail, scrub
+from .output import fail_with, scrub, usage_error
 
 SKIPPED = "skipped: another process holds the cleanup lock"
 
@@ -87,9 +86,9 @@ def cleanup(
     )] = format_duration(DEFAULTS.cleanup_interval),
 ) -> None:
     if not url:
-        fail("no database URL: pass --url or set SESSIONSTORE_URL")
+        usage_error("no database URL: pass --url or set SESSIONSTORE_URL")
     if url.split(":", 1)[0] == "memory":
-        fail("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
+        usage_error("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
     _check_sqlite_file(url)
     tombstone_retention = parse_duration("--retention", retention)
     pause = 0.0 if once else parse_duration("--interval", interval).total_seconds()
@@ -106,15 +105,15 @@ def cleanup(
             tombstone_retention=tombstone_retention,
         )
     except SessionStoreError as exc:
-        fail(str(exc), url)
+        fail_with(exc, url)
     try:
         asyncio.run(_main(svc, dry_run=dry_run, once=once, pause=pause, url=url))
     except KeyboardInterrupt:
         typer.echo("stopped")
-    except SessionStoreError as exc:
-        fail(str(exc), url)
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - anything else still ends as one line, password redacted
-        fail(f"{type(exc).__name__}: {exc} ({redact(url)})", url)
+        fail_with(exc, url)
 
 
 async def _main(svc: SessionService, *, dry_run: bool, once: bool, pause: float, url: str) -> None:
@@ -194,4 +193,4 @@ def _check_sqlite_file(url: str) -> None:
     database = parsed.database or ""
     is_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
     if is_file and not database.startswith("file:") and not Path(database).exists():
-        fail(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")
+        usage_error(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")

@@ -40,6 +40,11 @@ from .errors import driver_error
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
+AUTH_FAILED = "the server refused the user name or password"
+AUTH_FIX = "check the user and password in the URL, and that the server lets this user connect from this host"
+NO_DATABASE = "the database does not exist"
+NO_DATABASE_FIX = "create it first (CREATE DATABASE …), or fix the database name at the end of the URL"
+
 DML = TypeVar("DML", Update, Delete)
 """An UPDATE or a DELETE statement (DialectRules.limited keeps its kind)."""
 
@@ -194,6 +199,12 @@ class DialectRules:
         """An insert clashed with a unique index (the driver's error or SQLAlchemy's)."""
         return False
 
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        """This database's own words for a failure to connect (bad credentials, no such
+        database, a file it cannot open or write): (what went wrong, the likely fix), or None.
+        Refusals, unknown hosts and TLS failures are read in sql/errors.py, alike for all."""
+        return None
+
     # ---- named database locks (cleanup, migrations)
 
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
@@ -248,6 +259,14 @@ class PostgresRules(DialectRules):
     def is_unique_violation(self, exc: BaseException) -> bool:
         err = driver_error(exc)
         return (getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)) == "23505"
+
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if code in ("28P01", "28000"):  # invalid_password, invalid_authorization_specification
+            return (AUTH_FAILED, AUTH_FIX)
+        if code == "3D000":  # invalid_catalog_name
+            return (NO_DATABASE, NO_DATABASE_FIX)
+        return None
 
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
         got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(name)})
@@ -365,6 +384,20 @@ class MySQLRules(DialectRules):
         args = driver_error(exc).args
         return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
 
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        if type(exc).__module__.split(".", 1)[0] not in ("pymysql", "aiomysql"):
+            return None
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in (1045, 1044, 1698):  # access denied (to the server, to the database), unix-socket auth
+            return (AUTH_FAILED, AUTH_FIX)
+        if code == 1049:  # ER_BAD_DB_ERROR
+            return (NO_DATABASE, NO_DATABASE_FIX)
+        if code == 2026:  # CR_SSL_CONNECTION_ERROR
+            return ("the TLS (SSL) connection failed", "check the URL's ssl options against the server's TLS setup")
+        if code in (2002, 2003, 2005, 2013):  # cannot connect / unknown host / lost while connecting
+            return ("the server could not be reached", "is the server running, and are the host and port in the URL right?")
+        return None
+
     # GET_LOCK names are server-wide, unlike PostgreSQL's advisory locks: the
     # name is qualified with the current database, so two databases on one
     # server (with the same table prefix) never wait for each other's cleaner
@@ -454,6 +487,20 @@ class SQLiteRules(DialectRules):
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return "UNIQUE constraint failed" in str(driver_error(exc))
+
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        if type(exc).__module__.split(".", 1)[0] != "sqlite3":
+            return None
+        text = str(exc)
+        if "unable to open database file" in text:
+            return ("the SQLite file cannot be opened",
+                    "check that its directory exists and that this process may create files there "
+                    "(sqlite:///relative/path or sqlite:////absolute/path)")
+        if "readonly database" in text:
+            return ("the SQLite file is read-only",
+                    "give this process write access to the file and its directory (SQLite writes its -wal and "
+                    "-shm files beside it), or point the URL at a writable copy")
+        return None
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
     # which the caller's connection does (sql/cleanup.py, sql/migrate/lock.py).

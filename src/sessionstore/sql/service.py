@@ -117,7 +117,7 @@ class SQLSessionService(SessionService):
                 return
             from .migrate import ensure_schema
 
-            with translate_errors(self.engine):
+            with translate_errors(self.engine, self.rules.connection_problem):
                 await ensure_schema(
                     self.engine, table_prefix=self.table_prefix, schema=self.schema, auto_migrate=self.auto_migrate
                 )
@@ -170,7 +170,7 @@ class SQLSessionService(SessionService):
         busy database (Database.retrying, which also holds this process's write gate).
         """
         await self._ensure_ready()
-        with translate_errors(self.engine):
+        with translate_errors(self.engine, self.rules.connection_problem):
             if not write:
                 return await self._rerun_if_lost(attempt)
             return await self.db.retrying(lambda: self._rerun_if_lost(attempt))
@@ -306,7 +306,7 @@ class SQLSessionService(SessionService):
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
         await self._ensure_ready()
-        with translate_errors(self.engine):
+        with translate_errors(self.engine, self.rules.connection_problem):
             return await run_cleanup(self.db, dry_run=dry_run, progress=progress)
 
     # ------------------------------------------------------------------ internals
