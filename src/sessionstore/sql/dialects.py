@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.mysql import types as mysql_types
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -44,6 +45,12 @@ AUTH_FAILED = "the server refused the user name or password"
 AUTH_FIX = "check the user and password in the URL, and that the server lets this user connect from this host"
 NO_DATABASE = "the database does not exist"
 NO_DATABASE_FIX = "create it first (CREATE DATABASE …), or fix the database name at the end of the URL"
+
+SQLITE_CANNOT_OPEN = "the SQLite file cannot be opened"
+SQLITE_OPEN_FIX = (
+    "check that its directory exists and that this process may create files there "
+    "(sqlite:///relative/path or sqlite:////absolute/path)"
+)
 
 DML = TypeVar("DML", Update, Delete)
 """An UPDATE or a DELETE statement (DialectRules.limited keeps its kind)."""
@@ -198,6 +205,11 @@ class DialectRules:
     def is_unique_violation(self, exc: BaseException) -> bool:
         """An insert clashed with a unique index (the driver's error or SQLAlchemy's)."""
         return False
+
+    def url_problem(self, url: URL) -> tuple[str, str] | None:
+        """A failure certain before connecting (a SQLite file in a directory that does not
+        exist): (what is wrong, the likely fix), or None."""
+        return None
 
     def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
         """This database's own words for a failure to connect (bad credentials, no such
@@ -488,14 +500,22 @@ class SQLiteRules(DialectRules):
     def is_unique_violation(self, exc: BaseException) -> bool:
         return "UNIQUE constraint failed" in str(driver_error(exc))
 
+    def url_problem(self, url: URL) -> tuple[str, str] | None:
+        # Checked before connecting: aiosqlite's worker thread, when its connect fails, may
+        # answer after the caller's event loop has closed and print a traceback of its own.
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+            return None
+        if not Path(database).expanduser().absolute().parent.is_dir():
+            return (SQLITE_CANNOT_OPEN, f"the directory {Path(database).parent} does not exist; {SQLITE_OPEN_FIX}")
+        return None
+
     def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
         if type(exc).__module__.split(".", 1)[0] != "sqlite3":
             return None
         text = str(exc)
         if "unable to open database file" in text:
-            return ("the SQLite file cannot be opened",
-                    "check that its directory exists and that this process may create files there "
-                    "(sqlite:///relative/path or sqlite:////absolute/path)")
+            return (SQLITE_CANNOT_OPEN, SQLITE_OPEN_FIX)
         if "readonly database" in text:
             return ("the SQLite file is read-only",
                     "give this process write access to the file and its directory (SQLite writes its -wal and "

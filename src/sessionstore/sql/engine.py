@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DatabaseError
 from ..redaction import redact
 from .dialects import RULES, URL_SCHEMES, DialectRules, rules_for
 
@@ -57,6 +57,10 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     """An AsyncEngine for `url` with the dialect's setup (SQLite pragmas, MySQL isolation)."""
     normalized = normalize_url(url)
     rules = rules_for(normalized.get_backend_name())
+    problem = rules.url_problem(normalized)
+    if problem is not None:
+        reason, fix = problem
+        raise DatabaseError(f"{reason} on {normalized.render_as_string(hide_password=True)}: {fix}")
     options = rules.engine_options() | engine_options
     try:
         engine = create_async_engine(normalized, **options)
