@@ -64,8 +64,22 @@ class DialectRules:
 
     name = ""
     async_driver = ""
+    """The default async driver (a plain ``postgresql://`` URL gets it)."""
+    other_async_drivers: dict[str, str] = {}
+    """Other supported async drivers, each with the pip extra that installs it."""
+    unsupported_async_drivers: tuple[str, ...] = ()
+    """Async drivers that exist but that sessionstore does not support (said so plainly)."""
     install_extra = "all"
     """The pip extra that installs the async driver: sessionstore[<extra>]."""
+
+    @property
+    def async_drivers(self) -> tuple[str, ...]:
+        """Every supported async driver, the default first."""
+        return (self.async_driver, *self.other_async_drivers)
+
+    def extra_for(self, driver: str) -> str:
+        """The pip extra that installs `driver`."""
+        return self.other_async_drivers.get(driver, self.install_extra)
     supports_returning_update = True
     writable_ctes = False
     """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
@@ -239,6 +253,7 @@ def _lock_id(name: str) -> int:
 class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
+    other_async_drivers = {"psycopg": "psycopg"}  # psycopg 3 (its async connection)
     install_extra = "postgres"
     writable_ctes = True
     supports_schemas = True
@@ -298,6 +313,7 @@ class MySQLRules(DialectRules):
 
     name = "mysql"
     async_driver = "aiomysql"
+    unsupported_async_drivers = ("asyncmy",)
     install_extra = "mysql"
     supports_returning_update = False
     has_last_insert_id = True

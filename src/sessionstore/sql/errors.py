@@ -26,7 +26,7 @@ Problem = tuple[str, str]
 Explain = Callable[[BaseException], "Problem | None"]
 """A dialect's reading of its driver's errors (DialectRules.connection_problem)."""
 
-_DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
+_DRIVER_MODULES = frozenset({"asyncpg", "psycopg", "aiomysql", "pymysql", "aiosqlite", "sqlite3"})
 
 
 class ConnectionLost(Exception):  # noqa: N818 - a signal to the retry loop, never raised to callers

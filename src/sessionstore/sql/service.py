@@ -71,7 +71,7 @@ class SQLSessionService(SessionService):
         self.auto_migrate = auto_migrate
         self.tables = self.db.tables
         self.q = Queries(self.tables, self.rules)
-        self._tx_class = DRIVER_TX[self.rules.name]
+        self._tx_class = DRIVER_TX[engine.dialect.driver]
         self.r = ReadSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.writes = SessionWrites(
