@@ -148,6 +148,7 @@ async def migrated_database(name: str) -> AsyncIterator[MigratedDb]:
 
 
 __all__ = [
-    "BACKENDS", "CONTRACT_BACKENDS", "DRIVER_VARIANTS", "SQL_BACKENDS", "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
+    "BACKENDS", "CONTRACT_BACKENDS", "DRIVER_VARIANTS", "SQL_BACKENDS",
+    "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
     "service_factory", "sql_database",
 ]
