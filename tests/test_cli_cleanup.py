@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import typer
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 import sessionstore as ss
 from sessionstore.cli import cleanup as cli_cleanup
@@ -27,6 +26,7 @@ from sessionstore.cli.cleanup import SKIPPED, register
 from sessionstore.sql.cleanup import lock_name
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
+from tests.cli_runner import cli_runner
 from tests.dbs import scratch_database
 
 SUMMARY = re.compile(
@@ -48,7 +48,7 @@ def make_app() -> typer.Typer:
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    runner = CliRunner()
+    runner = cli_runner()
     return await asyncio.to_thread(runner.invoke, make_app(), ["cleanup", *args], env=env)
 
 
@@ -289,7 +289,7 @@ def test_defaults_are_the_services_own():
     from sessionstore.cli.options import format_duration, parse_duration
 
     defaults = ss.ServiceOptions()
-    result = CliRunner().invoke(app, ["cleanup", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    result = cli_runner().invoke(app, ["cleanup", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.replace("│", " ").split())
     assert f"[default: {defaults.cleanup_batch_size}]" in text and f"[default: {defaults.event_limit}]" in text

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
 import sessionstore as ss
 from sessionstore.cli import app
+from tests.cli_runner import cli_runner
 from tests.dbs import server_url
 
 PASSWORD = "s3cret-pw"
@@ -114,7 +114,7 @@ def test_every_command_prints_the_same_line_and_exits_1(case, tmp_path):
     else:
         commands = [["db", "upgrade"], ["db", "current"], ["db", "check"], ["db", "stamp", "head"],
                     ["db", "downgrade", "base"], ["cleanup", "--once"]]
-    runner = CliRunner()
+    runner = cli_runner()
     lines = set()
     for command in commands:
         result = runner.invoke(app, [*command, "--url", url])

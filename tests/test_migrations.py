@@ -26,7 +26,6 @@ from sqlalchemy import func, insert, inspect, literal_column, select, text, upda
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typer.testing import CliRunner
 
 import sessionstore
 from sessionstore.cli import app
@@ -46,6 +45,7 @@ from sessionstore.sql.migrate import (
     verify_schema,
 )
 from sessionstore.sql.models import Tables, build_tables
+from tests.cli_runner import cli_runner
 from tests.dbs import KINDS, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ async def drift_lines(engine: AsyncEngine, **kw: object) -> list[str]:
 
 
 def cli_sync(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = cli_runner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
