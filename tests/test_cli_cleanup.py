@@ -156,6 +156,14 @@ async def test_service_options_hard_delete_event_limit_and_retention(sqlite_url)
     assert await stored(sqlite_url) == {"sessions": 1, "tombstones": 0, "events": 1}
 
 
+async def test_event_limit_none_trims_nothing(sqlite_url):
+    await seed(sqlite_url)
+    result = await run_cli("--url", sqlite_url, "--once", "--hard-delete", "--event-limit", "none")
+    assert result.exit_code == 0, result.output
+    assert summary_counts(result.stdout) == expect(sessions_expired=2, events_removed=6, app_state_expired=1)
+    assert await stored(sqlite_url) == {"sessions": 1, "tombstones": 0, "events": 2}
+
+
 async def test_tombstones_are_purged_after_the_retention_given(sqlite_url):
     await seed(sqlite_url)
     first = await run_cli("--url", sqlite_url, "--once", "--retention", "1h")
@@ -232,8 +240,11 @@ def _empty_sqlite(tmp_path: Path) -> str:
         (["--url", "{sqlite}", "--batch-size", "0"], "cleanup_batch_size", 2),
         (["--url", "{sqlite}", "--retention", "soon"], "--retention must be a duration", 2),
         (["--url", "{sqlite}", "--schema", "other"], "PostgreSQL only", 2),
+        (["--url", "{sqlite}", "--event-limit", "many"], "--event-limit must be a positive number or none", 2),
+        (["--url", "{sqlite}", "--event-limit", "0"], "event_limit must be a positive int or None", 2),
     ],
-    ids=["no-url", "bad-url", "memory", "missing-file", "no-schema", "unreachable", "batch-size", "retention", "schema"],
+    ids=["no-url", "bad-url", "memory", "missing-file", "no-schema", "unreachable", "batch-size", "retention", "schema",
+         "event-limit-word", "event-limit-zero"],
 )
 async def test_errors_are_one_line_without_password_exit_2_for_usage_1_at_runtime(tmp_path, sqlite_url, args, message, code):
     empty = _empty_sqlite(tmp_path)

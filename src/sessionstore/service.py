@@ -37,6 +37,10 @@ log = logging.getLogger("sessionstore")
 
 MAX_PAGE_SIZE = 1000
 
+NO_EVENT_LIMIT = 2**62
+"""The event count a backend is asked for when nothing limits a read (event_limit=None, no
+event_num): a LIMIT every database takes, larger than any session's history."""
+
 
 class SessionService(abc.ABC):
     """Durable sessions, events and app/user/session state behind one async interface.
@@ -113,10 +117,11 @@ class SessionService(abc.ABC):
         """Read a session with its merged state and newest events, or None if it is not active.
 
         ``event_num=N`` keeps the newest N events, ``after=t`` those with
-        timestamp >= t; both: the newest N of those. Never more than event_limit.
+        timestamp >= t; both: the newest N of those. Never more than event_limit
+        (with event_limit=None, every stored event unless event_num says otherwise).
         """
         key = _key(key).require_session_id()
-        limit = self.options.event_limit
+        limit = NO_EVENT_LIMIT if self.options.event_limit is None else self.options.event_limit
         if event_num is not None:
             if type(event_num) is not int or event_num < 0:
                 raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")

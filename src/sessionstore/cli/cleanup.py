@@ -71,9 +71,10 @@ def cleanup(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Most rows per transaction (cleanup_batch_size).",
     )] = DEFAULTS.cleanup_batch_size,
-    event_limit: Annotated[int, typer.Option(
-        "--event-limit", help="Keep each session's newest N events; older ones are trimmed (the services' event_limit).",
-    )] = DEFAULTS.event_limit,
+    event_limit: Annotated[str, typer.Option(
+        "--event-limit", help="Keep each session's newest N events; older ones are trimmed (the services' event_limit). "
+        "none: keep every event.",
+    )] = str(DEFAULTS.event_limit).lower(),
     hard_delete: Annotated[bool, typer.Option(
         "--hard-delete/--soft-delete",
         help="Delete expired rows at once, or keep tombstones for --retention (soft_delete).",
@@ -100,7 +101,7 @@ def cleanup(
             auto_migrate=False,  # never: a missing schema is an error here
             cleanup_interval=None,  # this command runs the rounds itself
             cleanup_batch_size=batch_size,
-            event_limit=event_limit,
+            event_limit=_event_limit(event_limit),
             soft_delete=not hard_delete,
             tombstone_retention=tombstone_retention,
         )
@@ -182,6 +183,16 @@ def _interactive() -> bool:
 async def _sleep(seconds: float) -> None:
     """The pause between rounds (tests patch this)."""
     await asyncio.sleep(seconds)
+
+
+def _event_limit(text: str) -> int | None:
+    """--event-limit: a positive count, or none (keep every event)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        usage_error(f"--event-limit must be a positive number or none, got {text!r}")
 
 
 def _check_sqlite_file(url: str) -> None:
