@@ -161,3 +161,24 @@ def test_a_wsgi_app_serves_concurrent_requests(backend):
         server.shutdown()
         server.server_close()
         svc.close()
+
+
+class _Extended(ss.InMemorySessionService):
+    """A backend with public coroutine methods of its own, one of them an async generator."""
+
+    async def count_sessions(self, user_key: UserKey) -> int:
+        return len((await self.list_sessions(user_key)).sessions)
+
+    async def iter_sessions(self, user_key: UserKey):
+        for session in (await self.list_sessions(user_key)).sessions:
+            yield session.id
+
+
+def test_a_backends_own_coroutine_methods_and_async_iterators_are_blocking_too():
+    with SyncSessionService(_Extended()) as svc:
+        for n in range(3):
+            svc.create_session(Key("app", "u1", f"s{n}"))
+        assert svc.count_sessions(UserKey("app", "u1")) == 3
+        assert sorted(svc.iter_sessions(UserKey("app", "u1"))) == ["s0", "s1", "s2"]
+    with pytest.raises(TypeError):
+        SyncSessionService("memory://")  # type: ignore[arg-type]
