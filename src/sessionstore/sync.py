@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import SessionStoreError
 from .factory import open_service
+from .options import ServiceOptions
 from .service import SessionService
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class SyncSessionService:
         atexit.register(self.close)
 
     @property
-    def options(self) -> Any:
+    def options(self) -> ServiceOptions:
         """The service's ServiceOptions."""
         return self.service.options
 
@@ -157,7 +158,10 @@ class SyncSessionService:
         """A backend's own public coroutine methods (those SessionService lacks), made blocking."""
         if name.startswith("_") or name in _LIFECYCLE:
             raise AttributeError(name)
-        attribute = getattr(self.__dict__["service"], name)
+        service = self.__dict__.get("service")
+        if service is None:  # (while __init__ has not set it yet)
+            raise AttributeError(name)
+        attribute = getattr(service, name)
         if inspect.iscoroutinefunction(attribute) or inspect.isasyncgenfunction(attribute):
             return self._blocking(attribute)
         raise AttributeError(f"{type(self).__name__} offers the service's methods only; {name!r} is not one")
