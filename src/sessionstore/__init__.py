@@ -20,12 +20,14 @@ from .errors import (
 from .factory import open_service
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
+from .metadata import UNSET
 from .options import ServiceOptions
 from .records import (
     CLEANUP_STEPS,
     CleanupProgress,
     CleanupResult,
     Event,
+    EventPage,
     Session,
     SessionPage,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "Event",
+    "EventPage",
     "EventTooLargeError",
     "InMemorySessionService",
     "InvalidArgumentError",
@@ -64,6 +67,7 @@ __all__ = [
     "SessionStoreError",
     "StateValueError",
     "SyncSessionService",
+    "UNSET",
     "UserKey",
     "migrate",
     "open_service",
