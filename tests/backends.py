@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessionstore import (
@@ -33,6 +34,11 @@ from sessionstore.sql.service import SQLSessionService
 
 BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]
 SQL_BACKENDS = BACKENDS[1:]
+
+DRIVER_VARIANTS = {"psycopg": ("postgresql", "postgresql+psycopg")}
+"""Other supported drivers: backend name -> (database kind, URL scheme). The contract suite
+runs on these too (tests/contract/conftest.py); the rest of the suite runs on BACKENDS."""
+CONTRACT_BACKENDS = BACKENDS + list(DRIVER_VARIANTS)
 
 
 class Backend:
@@ -108,7 +114,13 @@ async def provision(name: str) -> AsyncIterator[Backend]:
 
 @asynccontextmanager
 async def sql_database(name: str) -> AsyncIterator[str]:
-    """A URL to an empty database of kind `name` that is removed afterwards."""
+    """A URL to an empty database of kind `name` (or of a DRIVER_VARIANTS name, its URL
+    naming that driver) that is removed afterwards."""
+    if name in DRIVER_VARIANTS:
+        kind, scheme = DRIVER_VARIANTS[name]
+        async with sql_database(kind) as url:
+            yield make_url(url).set(drivername=scheme).render_as_string(hide_password=False)
+        return
     if name == "sqlite":
         with tempfile.TemporaryDirectory(prefix="sessionstore-") as tmp:
             yield f"sqlite:///{Path(tmp) / 'test.db'}"
@@ -136,6 +148,7 @@ async def migrated_database(name: str) -> AsyncIterator[MigratedDb]:
 
 
 __all__ = [
-    "BACKENDS", "SQL_BACKENDS", "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
+    "BACKENDS", "CONTRACT_BACKENDS", "DRIVER_VARIANTS", "SQL_BACKENDS",
+    "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
     "service_factory", "sql_database",
 ]

@@ -22,7 +22,7 @@ from sessionstore.sql import aiosqlite_fence
 
 PACKAGE = "sessionstore"
 SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
-FACADE = {PACKAGE, f"{PACKAGE}.factory", f"{PACKAGE}.demo", f"{PACKAGE}.__main__"}
+FACADE = {PACKAGE, f"{PACKAGE}.factory", f"{PACKAGE}.demo", f"{PACKAGE}.__main__", f"{PACKAGE}.sync", f"{PACKAGE}.alembic"}
 
 
 def _module_name(path: Path) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import typer
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 import sessionstore as ss
 from sessionstore.cli import cleanup as cli_cleanup
@@ -27,6 +26,7 @@ from sessionstore.cli.cleanup import SKIPPED, register
 from sessionstore.sql.cleanup import lock_name
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
+from tests.cli_runner import cli_runner
 from tests.dbs import scratch_database
 
 SUMMARY = re.compile(
@@ -48,7 +48,7 @@ def make_app() -> typer.Typer:
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    runner = CliRunner()
+    runner = cli_runner()
     return await asyncio.to_thread(runner.invoke, make_app(), ["cleanup", *args], env=env)
 
 
@@ -156,6 +156,14 @@ async def test_service_options_hard_delete_event_limit_and_retention(sqlite_url)
     assert await stored(sqlite_url) == {"sessions": 1, "tombstones": 0, "events": 1}
 
 
+async def test_event_limit_none_trims_nothing(sqlite_url):
+    await seed(sqlite_url)
+    result = await run_cli("--url", sqlite_url, "--once", "--hard-delete", "--event-limit", "none")
+    assert result.exit_code == 0, result.output
+    assert summary_counts(result.stdout) == expect(sessions_expired=2, events_removed=6, app_state_expired=1)
+    assert await stored(sqlite_url) == {"sessions": 1, "tombstones": 0, "events": 2}
+
+
 async def test_tombstones_are_purged_after_the_retention_given(sqlite_url):
     await seed(sqlite_url)
     first = await run_cli("--url", sqlite_url, "--once", "--retention", "1h")
@@ -221,25 +229,28 @@ def _empty_sqlite(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, code",
     [
-        ([], "no database URL"),
-        (["--url", "nope://x"], "unsupported database"),
-        (["--url", "memory://"], "memory://"),
-        (["--url", "sqlite:///{tmp}/missing.db"], "no SQLite database at"),
-        (["--url", "{empty}"], "sessionstore db upgrade"),
-        (["--url", "postgresql://app:s3cret@127.0.0.1:1/db"], "database error"),
-        (["--url", "{sqlite}", "--batch-size", "0"], "cleanup_batch_size"),
-        (["--url", "{sqlite}", "--retention", "soon"], "--retention must be a duration"),
-        (["--url", "{sqlite}", "--schema", "other"], "PostgreSQL only"),
+        ([], "no database URL", 2),
+        (["--url", "nope://x"], "unsupported database", 2),
+        (["--url", "memory://"], "memory://", 2),
+        (["--url", "sqlite:///{tmp}/missing.db"], "no SQLite database at", 2),
+        (["--url", "{empty}"], "sessionstore db upgrade", 1),
+        (["--url", "postgresql://app:s3cret@127.0.0.1:1/db"], "connection refused", 1),
+        (["--url", "{sqlite}", "--batch-size", "0"], "cleanup_batch_size", 2),
+        (["--url", "{sqlite}", "--retention", "soon"], "--retention must be a duration", 2),
+        (["--url", "{sqlite}", "--schema", "other"], "PostgreSQL only", 2),
+        (["--url", "{sqlite}", "--event-limit", "many"], "--event-limit must be a positive number or none", 2),
+        (["--url", "{sqlite}", "--event-limit", "0"], "event_limit must be a positive int or None", 2),
     ],
-    ids=["no-url", "bad-url", "memory", "missing-file", "no-schema", "unreachable", "batch-size", "retention", "schema"],
+    ids=["no-url", "bad-url", "memory", "missing-file", "no-schema", "unreachable", "batch-size", "retention", "schema",
+         "event-limit-word", "event-limit-zero"],
 )
-async def test_errors_exit_2_with_one_line_and_no_password(tmp_path, sqlite_url, args, message):
+async def test_errors_are_one_line_without_password_exit_2_for_usage_1_at_runtime(tmp_path, sqlite_url, args, message, code):
     empty = _empty_sqlite(tmp_path)
     args = [a.format(tmp=tmp_path, empty=empty, sqlite=sqlite_url) for a in args]
     result = await run_cli(*args, "--once")
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
@@ -249,7 +260,7 @@ async def test_errors_exit_2_with_one_line_and_no_password(tmp_path, sqlite_url,
 async def test_a_database_without_the_schema_is_not_migrated(tmp_path):
     url = _empty_sqlite(tmp_path)
     result = await run_cli("--url", url, "--once")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     tables = sqlite3.connect(url.removeprefix("sqlite:///")).execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == []
 
@@ -289,7 +300,7 @@ def test_defaults_are_the_services_own():
     from sessionstore.cli.options import format_duration, parse_duration
 
     defaults = ss.ServiceOptions()
-    result = CliRunner().invoke(app, ["cleanup", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    result = cli_runner().invoke(app, ["cleanup", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.replace("│", " ").split())
     assert f"[default: {defaults.cleanup_batch_size}]" in text and f"[default: {defaults.event_limit}]" in text

@@ -801,6 +801,8 @@ SCHEMES = {
         ("postgres", "postgresql+asyncpg"),
         ("postgresql+asyncpg", "postgresql+asyncpg"),
         ("postgres+asyncpg", "postgresql+asyncpg"),
+        ("postgresql+psycopg", "postgresql+psycopg"),
+        ("postgres+psycopg", "postgresql+psycopg"),
     ],
     "mysql": [
         ("mysql", "mysql+aiomysql"),
@@ -829,7 +831,6 @@ async def test_url_schemes_choose_the_async_driver_and_work(db: Db, app: str) ->
     ("url", "async_driver"),
     [
         ("postgresql+psycopg2://u:{pw}@db.example/app", "postgresql+asyncpg"),
-        ("postgresql+psycopg://u:{pw}@db.example/app", "postgresql+asyncpg"),
         ("postgres+pg8000://u:{pw}@db.example/app", "postgres+asyncpg"),
         ("mysql+pymysql://u:{pw}@db.example/app", "mysql+aiomysql"),
         ("mysql+mysqldb://u:{pw}@db.example/app", "mysql+aiomysql"),
@@ -842,7 +843,19 @@ def test_a_sync_driver_url_is_refused_naming_the_async_driver(url: str, async_dr
     with pytest.raises(ss.ConfigurationError) as raised:
         ss.open_service(url)
     assert async_driver in str(raised.value)
+    assert "is not a driver sessionstore supports" in str(raised.value)
     assert PASSWORD not in str(raised.value) and PASSWORD not in repr(raised.value)
+
+
+def test_an_unsupported_async_driver_is_called_that_not_a_sync_one() -> None:
+    with pytest.raises(ss.ConfigurationError) as raised:
+        ss.open_service(f"mysql+asyncmy://u:{PASSWORD}@db.example/app")
+    text = str(raised.value)
+    assert "'asyncmy'" in text and "is an async driver that sessionstore does not support" in text, text
+    assert "use mysql+aiomysql://" in text and PASSWORD not in text
+    with pytest.raises(ss.ConfigurationError) as raised:
+        ss.open_service(f"postgresql+pg8000://u:{PASSWORD}@db.example/app")
+    assert "postgresql+asyncpg:// or postgresql+psycopg://" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,7 @@ async def fill(svc: ss.SessionService, session_id: str, n: int, **create: Any) -
         {"cleanup_batch_size": 1.5},
         {"cleanup_batch_size": True},
         {"event_limit": 0},
+        {"event_limit": "none"},
         {"clock": "not callable"},
     ],
     ids=lambda o: "-".join(f"{k}={v!r}" for k, v in o.items()),
@@ -319,6 +320,21 @@ async def test_events_beyond_event_limit_are_trimmed_newest_kept(backend, make_s
     assert (await svc.cleanup()).events_trimmed == (0 if memory else 1)
     assert [e.seq for e in (await must_get(svc, key("s1"))).events] == [9, 10, 11, 12, 13]
     assert (await svc.cleanup()).total == 0
+
+
+async def test_event_limit_none_keeps_and_reads_every_event(backend, make_service, clock):
+    """event_limit=None: nothing is trimmed, at write time or by cleanup; reads return the whole
+    history unless event_num/after narrow it."""
+    svc = await make_service(session_ttl=TTL, event_limit=None, cleanup_batch_size=2)
+    assert svc.options.event_limit is None
+    s1 = await fill(svc, "s1", 12)
+    clock.advance(minutes=1)
+    result = await svc.cleanup()
+    assert counts(result) == expect()  # nothing trimmed (nor expired)
+    assert [e.seq for e in (await must_get(svc, key("s1"))).events] == list(range(1, 13))
+    assert [e.seq for e in (await svc.get_session(key("s1"), event_num=3)).events] == [10, 11, 12]
+    assert (await svc.append_event(s1, event())).seq == 13
+    assert len((await must_get(svc, key("s1"))).events) == 13
 
 
 # ---------------------------------------------------------------------------- tombstones

@@ -39,6 +39,7 @@ from .state import DELETE
 from .summaries import FunctionSummarizer, ModelHistory, StoredSummary, Summarizer, SummaryResult
 from .summary_jobs import SummaryJob
 from .tracks import TrackEvent
+from .sync import SyncSessionService, open_sync_service
 
 __version__ = "0.1.0"
 
@@ -80,8 +81,10 @@ __all__ = [
     "SessionService",
     "SessionStoreError",
     "StateValueError",
+    "SyncSessionService",
     "UNSET",
     "UserKey",
     "migrate",
     "open_service",
+    "open_sync_service",
 ]

@@ -373,6 +373,8 @@ class InMemorySessionService(SessionService):
         stored.expires_at = expiry(now, self.options.session_ttl)
 
     def _trim(self, stored: _StoredSession) -> None:
+        if self.options.event_limit is None:  # keep every event
+            return
         excess = len(stored.events) - self.options.event_limit
         if excess > 0:
             for old in stored.events[:excess]:

@@ -18,7 +18,10 @@ Clock = Callable[[], datetime]
 class ServiceOptions:
     """Behaviour knobs common to all backends. TTLs of None mean "never expires"."""
 
-    event_limit: int = 1000
+    event_limit: int | None = 1000
+    """Reads return at most this many (newest) events, and the cleanup job deletes a live
+    session's older ones. None: keep every event (reads then return all of them unless
+    given event_num/after)."""
     max_event_bytes: int = 1024 * 1024
     session_ttl: timedelta | None = None
     app_state_ttl: timedelta | None = None
@@ -54,8 +57,11 @@ class ServiceOptions:
             "persist_workers", "persist_queue_size",
         ):
             value = getattr(self, name)
+            if name == "event_limit" and value is None:
+                continue
             if type(value) is not int or value < 1:
-                raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+                never = " or None (keep every event)" if name == "event_limit" else ""
+                raise ConfigurationError(f"{name} must be a positive int{never}, got {value!r}")
         for name in ("session_ttl", "app_state_ttl", "user_state_ttl", "cleanup_interval", "summary_job_timeout"):
             _check_duration(name, getattr(self, name), optional=True)
         _check_duration("tombstone_retention", self.tombstone_retention, optional=False)

@@ -43,6 +43,10 @@ log = logging.getLogger("sessionstore")
 
 __all__ = ["MAX_PAGE_SIZE", "SessionService"]
 
+NO_EVENT_LIMIT = 2**62
+"""The event count a backend is asked for when nothing limits a read (event_limit=None, no
+event_num): a LIMIT every database takes, larger than any session's history."""
+
 
 class SessionService(HistoryAndMetadata, SummariesAndTracks):
     """Durable sessions, events and app/user/session state behind one async interface.
@@ -169,7 +173,8 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         """Read a session with its merged state and newest events, or None if it is not active.
 
         ``event_num=N`` keeps the newest N events, ``after=t`` those with
-        timestamp >= t; both: the newest N of those. Never more than event_limit.
+        timestamp >= t; both: the newest N of those. Never more than event_limit
+        (with event_limit=None, every stored event unless event_num says otherwise).
         """
         if self._read_chain.hooks:
             return await self._read_chain.run(GetSessionContext(self, key, event_num, after))
@@ -180,7 +185,7 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
 
     async def _read_checked(self, key: Key, event_num: int | None, after: datetime | None) -> Session | None:
         key = checked_key(key).require_session_id()
-        limit = self.options.event_limit
+        limit = NO_EVENT_LIMIT if self.options.event_limit is None else self.options.event_limit
         if event_num is not None:
             if type(event_num) is not int or event_num < 0:
                 raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")

@@ -5,7 +5,7 @@ One typer app, assembled here from one module per command group:
 ``options`` (the --url/--prefix/--schema every command shares, with defaults
 read from ServiceOptions), ``revision`` (Alembic-style positional
 revisions: ``upgrade head``, ``downgrade -1``), ``output`` (one-line errors,
-exit 2, no password). Run it as ``sessionstore …`` or ``python -m sessionstore …``.
+exit 1 for runtime failures and 2 for usage errors, no password). Run it as ``sessionstore …`` or ``python -m sessionstore …``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,24 @@ cleanup.register(app)
 __all__ = ["app", "main"]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"sessionstore {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """sessionstore command line."""
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.",
+    )] = False,
+) -> None:
+    """sessionstore command line.
+
+    Exit codes: 0 success, 1 a runtime failure (or `db check` found problems), 2 a usage error.
+    """
 
 
 @app.command()

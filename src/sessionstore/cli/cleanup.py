@@ -35,7 +35,6 @@ from sqlalchemy.engine import make_url
 from ..errors import SessionStoreError
 from ..factory import open_service
 from ..records import CLEANUP_STEPS, CleanupResult
-from ..redaction import redact
 from ..service import SessionService
 from .options import (
     DEFAULT_PREFIX,
@@ -46,7 +45,7 @@ from .options import (
     format_duration,
     parse_duration,
 )
-from .output import fail, scrub
+from .output import fail_with, scrub, usage_error
 
 SKIPPED = "skipped: another process holds the cleanup lock"
 
@@ -72,9 +71,10 @@ def cleanup(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Most rows per transaction (cleanup_batch_size).",
     )] = DEFAULTS.cleanup_batch_size,
-    event_limit: Annotated[int, typer.Option(
-        "--event-limit", help="Keep each session's newest N events; older ones are trimmed (the services' event_limit).",
-    )] = DEFAULTS.event_limit,
+    event_limit: Annotated[str, typer.Option(
+        "--event-limit", help="Keep each session's newest N events; older ones are trimmed (the services' event_limit). "
+        "none: keep every event.",
+    )] = str(DEFAULTS.event_limit).lower(),
     hard_delete: Annotated[bool, typer.Option(
         "--hard-delete/--soft-delete",
         help="Delete expired rows at once, or keep tombstones for --retention (soft_delete).",
@@ -87,9 +87,9 @@ def cleanup(
     )] = format_duration(DEFAULTS.cleanup_interval),
 ) -> None:
     if not url:
-        fail("no database URL: pass --url or set SESSIONSTORE_URL")
+        usage_error("no database URL: pass --url or set SESSIONSTORE_URL")
     if url.split(":", 1)[0] == "memory":
-        fail("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
+        usage_error("memory:// has nothing to clean from another process: the in-memory backend cleans itself")
     _check_sqlite_file(url)
     tombstone_retention = parse_duration("--retention", retention)
     pause = 0.0 if once else parse_duration("--interval", interval).total_seconds()
@@ -101,20 +101,20 @@ def cleanup(
             auto_migrate=False,  # never: a missing schema is an error here
             cleanup_interval=None,  # this command runs the rounds itself
             cleanup_batch_size=batch_size,
-            event_limit=event_limit,
+            event_limit=_event_limit(event_limit),
             soft_delete=not hard_delete,
             tombstone_retention=tombstone_retention,
         )
     except SessionStoreError as exc:
-        fail(str(exc), url)
+        fail_with(exc, url)
     try:
         asyncio.run(_main(svc, dry_run=dry_run, once=once, pause=pause, url=url))
     except KeyboardInterrupt:
         typer.echo("stopped")
-    except SessionStoreError as exc:
-        fail(str(exc), url)
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - anything else still ends as one line, password redacted
-        fail(f"{type(exc).__name__}: {exc} ({redact(url)})", url)
+        fail_with(exc, url)
 
 
 async def _main(svc: SessionService, *, dry_run: bool, once: bool, pause: float, url: str) -> None:
@@ -185,6 +185,16 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+def _event_limit(text: str) -> int | None:
+    """--event-limit: a positive count, or none (keep every event)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        usage_error(f"--event-limit must be a positive number or none, got {text!r}")
+
+
 def _check_sqlite_file(url: str) -> None:
     """Connecting would create a missing SQLite file (empty): refuse a path that does not exist."""
     try:
@@ -194,4 +204,4 @@ def _check_sqlite_file(url: str) -> None:
     database = parsed.database or ""
     is_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
     if is_file and not database.startswith("file:") and not Path(database).exists():
-        fail(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")
+        usage_error(f"no SQLite database at {database}: check --url (sqlite:///relative/path or sqlite:////absolute/path)")

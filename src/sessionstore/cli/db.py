@@ -4,8 +4,9 @@ Revisions are written as Alembic users write them: ``upgrade`` (head),
 ``upgrade +1``, ``downgrade -1``, ``downgrade base``, ``stamp head``;
 ``--revision R`` is the older spelling of the same argument.
 
-Exit codes: 0 success; 1 ``check`` found the database behind or drifted;
-2 an error (one line on stderr, password redacted) or a usage error.
+Exit codes: 0 success; 1 a runtime failure, or ``check`` found the database
+behind or drifted; 2 a usage error (one line on stderr, password redacted;
+see cli/output.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..errors import SessionStoreError
 from ..redaction import redact
 from ..sql import migrate as migrations
-from ..sql.engine import check_prefix, make_engine
+from ..sql.engine import check_prefix, make_engine, rules_of
+from ..sql.errors import translate_errors
 from .options import DEFAULT_PREFIX, PrefixOption, SchemaOption, UrlOption, check_target
-from .output import error_text, fail, run
+from .output import error_text, fail, fail_with, run, usage_error
 from .revision import (
     REVISION_COMMAND,
     RevisionOption,
@@ -59,14 +61,15 @@ def _print_sql(url: str, revision: str, prefix: str, schema: str | None, scripts
     except BrokenPipeError:  # `… --sql | head`: the reader has seen enough
         sys.stdout = None  # nothing left to flush at exit
     except Exception as exc:  # noqa: BLE001
-        fail(error_text(exc), url)
+        fail_with(exc, url)
 
 
 def _with_engine(url: str, use: Callable[[AsyncEngine], Awaitable[T]]) -> Callable[[], Coroutine[Any, Any, T]]:
     async def action() -> T:
         engine = make_engine(url)
         try:
-            return await use(engine)
+            with translate_errors(engine, rules_of(engine).connection_problem):
+                return await use(engine)
         finally:
             await engine.dispose()
 
@@ -88,7 +91,7 @@ def _check_relative(verb: str, revision: str, current: str | None, scripts: Path
     if step is not None:
         problem = relative_problem(verb, step, current, migrations.script_directory(scripts))
         if problem:
-            fail(problem)
+            usage_error(problem)
 
 
 # --------------------------------------------------------------------------- commands
@@ -126,7 +129,8 @@ def upgrade(
     ))
     after = _status(url, prefix, schema, scripts)
     if before.current == after.current:
-        typer.echo(f"{_where(url, prefix, schema)} is already at revision {after.current}; nothing to do")
+        at = after.current or "base (nothing installed)"
+        typer.echo(f"{_where(url, prefix, schema)} is already at revision {at}; nothing to do")
     else:
         typer.echo(f"upgraded {_where(url, prefix, schema)} from {before.current or 'an empty schema'} to {after.current}")
 
@@ -178,7 +182,7 @@ def stamp(
     revision = chosen_revision(ctx, target, revision_option)
     check_target(url, prefix)
     if relative_step(revision) is not None:
-        fail(f"stamp records a revision id, head or base; a relative step like {revision} is for upgrade and downgrade")
+        usage_error(f"stamp records a revision id, head or base; a relative step like {revision} is for upgrade and downgrade")
     run(url, lambda: migrations.stamp(url, revision=revision, table_prefix=prefix, schema=schema, scripts=scripts))
     after = _status(url, prefix, schema, scripts)
     typer.echo(f"stamped {_where(url, prefix, schema)} at revision {after.current or 'base'}")
@@ -236,7 +240,7 @@ def history(
     try:
         check_prefix(prefix)
     except SessionStoreError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     current_rev = _status(url, prefix, schema, scripts).current if url else None
     try:
         script = migrations.script_directory(scripts)

@@ -15,12 +15,13 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from ..errors import SessionStoreError
 from ..options import ServiceOptions
 from ..sql.engine import check_prefix
 from ..sql.models import DEFAULT_PREFIX
-from .output import fail
+from .output import usage_error
 
 DEFAULTS = ServiceOptions()
 """What a service opened with no options uses; the commands' defaults are read from it."""
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaOption",
     "UrlOption",
     "check_target",
+    "is_memory_sqlite",
     "format_duration",
     "parse_duration",
 ]
@@ -53,20 +55,37 @@ _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def check_target(url: str, prefix: str) -> None:
-    """Fail (one line, exit 2) before connecting when there is no URL or the prefix is invalid."""
+    """A usage error (one line, exit 2) before connecting: no URL, an in-memory SQLite URL (a
+    database that is gone when the command ends), or an invalid prefix."""
     if not url:
-        fail("no database URL: pass --url or set SESSIONSTORE_URL")
+        usage_error("no database URL: pass --url or set SESSIONSTORE_URL")
+    if is_memory_sqlite(url):
+        usage_error(
+            f"{url} is an in-memory SQLite database, gone when this command ends: "
+            "give a file (sqlite:///relative/path or sqlite:////absolute/path)"
+        )
     try:
         check_prefix(prefix)
     except SessionStoreError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
+
+
+def is_memory_sqlite(url: str) -> bool:
+    """sqlite:// or sqlite:///:memory: (with or without a driver): a database private to one connection."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL at all: open_service says so
+        return False
+    database = parsed.database or ""
+    memory = database in ("", ":memory:") or "mode=memory" in database
+    return parsed.get_backend_name() == "sqlite" and memory
 
 
 def parse_duration(option: str, text: str) -> timedelta:
     """``90s``, ``30m``, ``12h``, ``7d``, ``250ms`` (a bare number is seconds)."""
     match = _DURATION.match(text)
     if not match:
-        fail(f"{option} must be a duration like 90s, 30m, 12h or 7d, got {text!r}")
+        usage_error(f"{option} must be a duration like 90s, 30m, 12h or 7d, got {text!r}")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
 
 

@@ -1,4 +1,11 @@
-"""How the command line reports a failure: one line on stderr, exit code 2, never a password.
+"""How the command line reports a failure: one line on stderr, never a password.
+
+Exit codes, the same for every command: 0 success; 1 a runtime failure (the
+database could not be reached or refused, the schema is missing, ``db
+check`` found the database behind or drifted); 2 a usage error (a missing
+or malformed option, an unusable URL or option value: ``ConfigurationError``),
+as click gives for an unknown option. A runtime failure prints the library's
+own typed error, so one failure reads the same in every command.
 
 URLs are shown through the library's own redactor (``sessionstore.redaction``).
 ``scrub`` is the last line of defence for text the CLI did not write, a
@@ -14,19 +21,38 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from .. import redaction
-from ..errors import SessionStoreError
+from ..errors import ConfigurationError, SessionStoreError
 from ..redaction import redact, url_password
 from ..sql.errors import driver_error
 
 T = TypeVar("T")
 
-__all__ = ["error_text", "fail", "run", "scrub"]
+__all__ = ["RUNTIME_FAILURE", "USAGE_ERROR", "error_text", "fail", "fail_with", "run", "scrub", "usage_error"]
+
+RUNTIME_FAILURE = 1
+USAGE_ERROR = 2
 
 
 def fail(message: str, url: str | None = None) -> NoReturn:
-    """Print ``error: <first line>`` on stderr (password scrubbed) and exit 2."""
+    """A runtime failure: print ``error: <first line>`` on stderr (password scrubbed) and exit 1."""
     typer.echo(f"error: {scrub(message, url)}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(RUNTIME_FAILURE)
+
+
+def usage_error(message: str, url: str | None = None) -> NoReturn:
+    """A usage error (the command line itself is wrong): ``error: …`` on stderr, exit 2."""
+    typer.echo(f"error: {scrub(message, url)}", err=True)
+    raise typer.Exit(USAGE_ERROR)
+
+
+def fail_with(exc: BaseException, url: str) -> NoReturn:
+    """Report `exc` as one line: a ConfigurationError is a usage error (2), anything else a
+    runtime failure (1). The library's typed errors already name the redacted URL; anything
+    else gets it appended, so the user knows which database answered."""
+    text = error_text(exc)
+    if isinstance(exc, ConfigurationError):
+        usage_error(text, url)
+    fail(text if isinstance(exc, SessionStoreError) else f"{text} ({redact(url)})", url)
 
 
 def scrub(message: str, url: str | None) -> str:
@@ -48,15 +74,14 @@ def error_text(exc: BaseException) -> str:
 
 
 def run(url: str, action: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run an async action to completion; any failure becomes one ``error:`` line (exit 2).
+    """Run an async action to completion; any failure becomes one ``error:`` line (see fail_with).
 
-    The library's typed errors already name the redacted URL; anything else
-    gets it appended, so the user knows which database answered.
+    A closed stdout (``sessionstore demo | head``) is not a failure of ours:
+    BrokenPipeError goes up to click, which exits quietly.
     """
     try:
         return asyncio.run(action())
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):
         raise
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
-        text = error_text(exc)
-        fail(text if isinstance(exc, SessionStoreError) else f"{text} ({redact(url)})", url)
+        fail_with(exc, url)

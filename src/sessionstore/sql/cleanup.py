@@ -348,6 +348,8 @@ class _Round:
         """
         s, e = self.t.sessions, self.t.events
         limit = self.options.event_limit
+        if limit is None:  # event_limit=None: every event is kept
+            return 0
         first = select(func.min(e.c.seq)).where(e.c.session_pk == s.c.pk).scalar_subquery()
         has_old = exists().where(e.c.session_pk == s.c.pk, e.c.seq <= s.c.last_seq - limit)
         total = 0

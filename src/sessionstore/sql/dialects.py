@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.mysql import types as mysql_types
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -40,6 +41,17 @@ from .errors import driver_error
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
+
+AUTH_FAILED = "the server refused the user name or password"
+AUTH_FIX = "check the user and password in the URL, and that the server lets this user connect from this host"
+NO_DATABASE = "the database does not exist"
+NO_DATABASE_FIX = "create it first (CREATE DATABASE …), or fix the database name at the end of the URL"
+
+SQLITE_CANNOT_OPEN = "the SQLite file cannot be opened"
+SQLITE_OPEN_FIX = (
+    "check that its directory exists and that this process may create files there "
+    "(sqlite:///relative/path or sqlite:////absolute/path)"
+)
 
 DML = TypeVar("DML", Update, Delete)
 """An UPDATE or a DELETE statement (DialectRules.limited keeps its kind)."""
@@ -53,8 +65,22 @@ class DialectRules:
 
     name = ""
     async_driver = ""
+    """The default async driver (a plain ``postgresql://`` URL gets it)."""
+    other_async_drivers: dict[str, str] = {}
+    """Other supported async drivers, each with the pip extra that installs it."""
+    unsupported_async_drivers: tuple[str, ...] = ()
+    """Async drivers that exist but that sessionstore does not support (said so plainly)."""
     install_extra = "all"
     """The pip extra that installs the async driver: sessionstore[<extra>]."""
+
+    @property
+    def async_drivers(self) -> tuple[str, ...]:
+        """Every supported async driver, the default first."""
+        return (self.async_driver, *self.other_async_drivers)
+
+    def extra_for(self, driver: str) -> str:
+        """The pip extra that installs `driver`."""
+        return self.other_async_drivers.get(driver, self.install_extra)
     supports_returning_update = True
     writable_ctes = False
     """Can one statement hold several INSERT/UPDATEs (WITH ... AS (UPDATE ...))? PostgreSQL only."""
@@ -202,6 +228,17 @@ class DialectRules:
         """An insert clashed with a unique index (the driver's error or SQLAlchemy's)."""
         return False
 
+    def url_problem(self, url: URL) -> tuple[str, str] | None:
+        """A failure certain before connecting (a SQLite file in a directory that does not
+        exist): (what is wrong, the likely fix), or None."""
+        return None
+
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        """This database's own words for a failure to connect (bad credentials, no such
+        database, a file it cannot open or write): (what went wrong, the likely fix), or None.
+        Refusals, unknown hosts and TLS failures are read in sql/errors.py, alike for all."""
+        return None
+
     # ---- named database locks (cleanup, migrations)
 
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
@@ -229,6 +266,7 @@ def _lock_id(name: str) -> int:
 class PostgresRules(DialectRules):
     name = "postgresql"
     async_driver = "asyncpg"
+    other_async_drivers = {"psycopg": "psycopg"}  # psycopg 3 (its async connection)
     install_extra = "postgres"
     writable_ctes = True
     supports_schemas = True
@@ -265,6 +303,14 @@ class PostgresRules(DialectRules):
         err = driver_error(exc)
         return (getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)) == "23505"
 
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if code in ("28P01", "28000"):  # invalid_password, invalid_authorization_specification
+            return (AUTH_FAILED, AUTH_FIX)
+        if code == "3D000":  # invalid_catalog_name
+            return (NO_DATABASE, NO_DATABASE_FIX)
+        return None
+
     async def try_lock(self, conn: AsyncConnection, name: str) -> bool:
         got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": _lock_id(name)})
         return bool(got)
@@ -283,6 +329,7 @@ class MySQLRules(DialectRules):
 
     name = "mysql"
     async_driver = "aiomysql"
+    unsupported_async_drivers = ("asyncmy",)
     install_extra = "mysql"
     supports_returning_update = False
     has_last_insert_id = True
@@ -380,6 +427,20 @@ class MySQLRules(DialectRules):
     def is_unique_violation(self, exc: BaseException) -> bool:
         args = driver_error(exc).args
         return bool(args) and args[0] == 1062  # ER_DUP_ENTRY
+
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        if type(exc).__module__.split(".", 1)[0] not in ("pymysql", "aiomysql"):
+            return None
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in (1045, 1044, 1698):  # access denied (to the server, to the database), unix-socket auth
+            return (AUTH_FAILED, AUTH_FIX)
+        if code == 1049:  # ER_BAD_DB_ERROR
+            return (NO_DATABASE, NO_DATABASE_FIX)
+        if code == 2026:  # CR_SSL_CONNECTION_ERROR
+            return ("the TLS (SSL) connection failed", "check the URL's ssl options against the server's TLS setup")
+        if code in (2002, 2003, 2005, 2013):  # cannot connect / unknown host / lost while connecting
+            return ("the server could not be reached", "is the server running, and are the host and port in the URL right?")
+        return None
 
     # GET_LOCK names are server-wide, unlike PostgreSQL's advisory locks: the
     # name is qualified with the current database, so two databases on one
@@ -486,6 +547,28 @@ class SQLiteRules(DialectRules):
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return "UNIQUE constraint failed" in str(driver_error(exc))
+
+    def url_problem(self, url: URL) -> tuple[str, str] | None:
+        # Checked before connecting: aiosqlite's worker thread, when its connect fails, may
+        # answer after the caller's event loop has closed and print a traceback of its own.
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+            return None
+        if not Path(database).expanduser().absolute().parent.is_dir():
+            return (SQLITE_CANNOT_OPEN, f"the directory {Path(database).parent} does not exist; {SQLITE_OPEN_FIX}")
+        return None
+
+    def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
+        if type(exc).__module__.split(".", 1)[0] != "sqlite3":
+            return None
+        text = str(exc)
+        if "unable to open database file" in text:
+            return (SQLITE_CANNOT_OPEN, SQLITE_OPEN_FIX)
+        if "readonly database" in text:
+            return ("the SQLite file is read-only",
+                    "give this process write access to the file and its directory (SQLite writes its -wal and "
+                    "-shm files beside it), or point the URL at a writable copy")
+        return None
 
     # SQLite has no named locks; a lock is held by keeping a write transaction open,
     # which the caller's connection does (sql/cleanup.py, sql/migrate/lock.py).

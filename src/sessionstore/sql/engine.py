@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DatabaseError
 from ..redaction import redact
 from .dialects import RULES, URL_SCHEMES, DialectRules, rules_for
 
@@ -37,12 +37,18 @@ def normalize_url(url: str | URL) -> URL:
             "use memory://, sqlite:///path, postgresql://, mysql:// or mariadb://"
         )
     rules = rules_for(dialect)
-    if driver and driver != rules.async_driver:
-        raise ConfigurationError(
-            f"driver {driver!r} in {redact(parsed)} is not an async driver: "
-            f"use {backend}+{rules.async_driver}:// (or plain {backend}://)"
-        )
-    return parsed.set(drivername=f"{dialect}+{rules.async_driver}")
+    if driver and driver not in rules.async_drivers:
+        raise ConfigurationError(f"driver {driver!r} in {redact(parsed)} {_driver_problem(rules, driver, backend)}")
+    return parsed.set(drivername=f"{dialect}+{driver or rules.async_driver}")
+
+
+def _driver_problem(rules: DialectRules, driver: str, backend: str) -> str:
+    """Why `driver` cannot be used, and the URLs that work."""
+    supported = " or ".join(f"{backend}+{name}://" for name in rules.async_drivers)
+    use = f"use {supported} (plain {backend}:// means {backend}+{rules.async_driver}://)"
+    if driver in rules.unsupported_async_drivers:
+        return f"is an async driver that sessionstore does not support: {use}"
+    return f"is not a driver sessionstore supports (it needs an async one it knows): {use}"
 
 
 def check_prefix(prefix: object) -> str:
@@ -57,15 +63,19 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     """An AsyncEngine for `url` with the dialect's setup (SQLite pragmas, MySQL isolation)."""
     normalized = normalize_url(url)
     rules = rules_for(normalized.get_backend_name())
+    problem = rules.url_problem(normalized)
+    if problem is not None:
+        reason, fix = problem
+        raise DatabaseError(f"{reason} on {normalized.render_as_string(hide_password=True)}: {fix}")
     options = rules.engine_options() | engine_options
     try:
         engine = create_async_engine(normalized, **options)
     except (ArgumentError, TypeError) as exc:
         raise ConfigurationError(f"cannot create an engine for {redact(normalized)}: {exc}") from None
     except ImportError as exc:
-        extra = rules.install_extra
+        driver = normalized.get_driver_name()
         raise ConfigurationError(
-            f"the {rules.async_driver} driver is not installed: pip install 'sessionstore[{extra}]' ({exc})"
+            f"the {driver} driver is not installed: pip install 'sessionstore[{rules.extra_for(driver)}]' ({exc})"
         ) from None
     prepare_engine(engine)
     return engine
@@ -77,9 +87,10 @@ def rules_of(engine: AsyncEngine) -> DialectRules:
     if name not in RULES:
         raise ConfigurationError(f"unsupported database {name!r}: use SQLite, PostgreSQL or MySQL/MariaDB")
     rules = rules_for(name)
-    if engine.dialect.driver != rules.async_driver:
+    if engine.dialect.driver not in rules.async_drivers:
+        drivers = " or ".join(rules.async_drivers)
         raise ConfigurationError(
-            f"the engine uses the {engine.dialect.driver!r} driver; sessionstore needs {rules.async_driver} "
+            f"the engine uses the {engine.dialect.driver!r} driver; sessionstore needs {drivers} "
             f"for {name} (create_async_engine('{name}+{rules.async_driver}://…'))"
         )
     return rules

@@ -234,6 +234,83 @@ class AsyncpgTx(DriverTx):
         return value  # decoded already: SQLAlchemy's asyncpg dialect installs json/jsonb codecs
 
 
+class PsycopgTx(DriverTx):
+    """psycopg 3's async connection, as SQLAlchemy's psycopg dialect leaves it: autocommit off.
+
+    Inside a transaction of ours (after `begin`), psycopg opens it with the first statement
+    and commit()/rollback() end it. A statement run on its own (`driver_fetchone`: the
+    database commits it as it runs) and a read run with autocommit switched on for their one
+    statement (a local setting, no round trip), so they leave no transaction behind, as
+    asyncpg's do. psycopg's errors carry ``sqlstate`` like asyncpg's; it decodes json/jsonb.
+    """
+
+    style = "format"
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self.began = False
+
+    async def begin(self) -> None:
+        self.began = True  # psycopg sends the BEGIN with the first statement
+
+    async def commit(self) -> None:
+        self.commit_sent = True
+        await self.conn.commit()
+
+    async def rollback(self) -> None:
+        await self.conn.rollback()
+
+    def is_closed(self) -> bool:
+        return bool(self.conn.closed or self.conn.broken)
+
+    def in_transaction(self) -> bool:
+        return bool(self.conn.autocommit) or self.conn.info.transaction_status.name != "IDLE"
+
+    async def reset(self, error: BaseException) -> None:
+        await self.conn.rollback()  # a no-op outside a transaction; raises if a query is still running
+        if self.conn.autocommit:  # a statement stopped before autocommit was switched back
+            await self.conn.set_autocommit(False)
+
+    async def ping(self) -> None:
+        await self._on_its_own("SELECT 1", [], fetch=False)
+
+    async def fetchone(self, stmt: NativeSQL, params: Mapping[str, Any]) -> DriverRow | None:
+        if not self.began:
+            rows = await self._on_its_own(stmt.text, stmt.args(params), fetch=True)
+            return rows[0] if rows else None
+        cursor = await self.conn.execute(stmt.text, stmt.args(params))
+        row: DriverRow | None = await cursor.fetchone()
+        return row
+
+    async def execute(self, stmt: NativeSQL, params: Mapping[str, Any]) -> None:
+        if not self.began:
+            await self._on_its_own(stmt.text, stmt.args(params), fetch=False)
+            return
+        await self.conn.execute(stmt.text, stmt.args(params))
+
+    async def read(self, stmt: NativeSQL, params: Mapping[str, Any]) -> list[DriverRow]:
+        return await self._on_its_own(stmt.text, stmt.args(params), fetch=True)
+
+    async def _on_its_own(self, sql: str, args: list[Any], *, fetch: bool) -> list[DriverRow]:
+        """One statement in autocommit mode: it commits as it runs, no transaction is left open."""
+        await self.conn.set_autocommit(True)
+        cursor = await self.conn.execute(sql, args)
+        rows: list[DriverRow] = await cursor.fetchall() if fetch else []
+        await self.conn.set_autocommit(False)
+        return rows
+
+    @staticmethod
+    def json_out(value: Any) -> Any:
+        return value  # decoded already: psycopg loads json/jsonb
+
+    @staticmethod
+    def time_out(value: Any) -> datetime:
+        # timestamptz arrives in the connection's TimeZone; the top of the range may be naive.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+        return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+
+
 class AiomysqlTx(DriverTx):
     """aiomysql connections run with autocommit off: the first statement opens the transaction."""
 
@@ -462,7 +539,8 @@ def _utc_text(value: datetime | None) -> str | None:
     return value.isoformat(" ", "microseconds")[:26]  # (without its "+00:00")
 
 
-DRIVER_TX: dict[str, type[DriverTx]] = {"postgresql": AsyncpgTx, "mysql": AiomysqlTx, "sqlite": AiosqliteTx}
+DRIVER_TX: dict[str, type[DriverTx]] = {"asyncpg": AsyncpgTx, "psycopg": PsycopgTx, "aiomysql": AiomysqlTx, "aiosqlite": AiosqliteTx}
+"""The adapter for each supported driver (SQLAlchemy's dialect.driver name)."""
 
 
 async def run_transaction(

@@ -80,7 +80,7 @@ class SQLSessionService(SessionService):
         self.auto_migrate = auto_migrate
         self.tables = self.db.tables
         self.q = Queries(self.tables, self.rules)
-        self._tx_class = DRIVER_TX[self.rules.name]
+        self._tx_class = DRIVER_TX[engine.dialect.driver]
         self.r = ReadSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.writes = SessionWrites(
@@ -149,7 +149,7 @@ class SQLSessionService(SessionService):
                 return
             from .migrate import ensure_schema
 
-            with translate_errors(self.engine):
+            with translate_errors(self.engine, self.rules.connection_problem):
                 await ensure_schema(
                     self.engine, table_prefix=self.table_prefix, schema=self.schema, auto_migrate=self.auto_migrate
                 )
@@ -213,7 +213,7 @@ class SQLSessionService(SessionService):
         busy database (Database.retrying, which also holds this process's write gate).
         """
         await self._ensure_ready()
-        with translate_errors(self.engine):
+        with translate_errors(self.engine, self.rules.connection_problem):
             if not write:
                 return await self._rerun_if_lost(attempt)
             return await self.db.retrying(lambda: self._rerun_if_lost(attempt))
@@ -389,7 +389,7 @@ class SQLSessionService(SessionService):
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
         await self._ensure_ready()
-        with translate_errors(self.engine):
+        with translate_errors(self.engine, self.rules.connection_problem):
             return await run_cleanup(self.db, dry_run=dry_run, progress=progress)
 
     # ------------------------------------------------------------------ summaries and track events (sql/summaries_tracks.py)

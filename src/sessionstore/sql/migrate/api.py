@@ -18,6 +18,7 @@ from ...redaction import redact
 from .. import partitions
 from ..dialects import rules_for
 from ..engine import check_prefix, make_engine, normalize_url, prepare_engine
+from ..errors import translate_errors
 from ..models import DEFAULT_PREFIX
 from .lock import LOCK_TIMEOUT_S, migration_connection
 from .scripts import alembic_config
@@ -140,7 +141,8 @@ async def _engine_of(url_or_engine: str | URL | AsyncEngine) -> AsyncIterator[As
     """The engine to use: made from a URL (and disposed afterwards), or the caller's (left open)."""
     engine, owned = _engine_for(url_or_engine)
     try:
-        yield engine
+        with translate_errors(engine, rules_for(engine.dialect.name).connection_problem):
+            yield engine
     finally:
         if owned:
             await engine.dispose()
