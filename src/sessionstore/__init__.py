@@ -38,8 +38,8 @@ from .sql.migrate import migrate
 from .state import DELETE
 from .summaries import FunctionSummarizer, ModelHistory, StoredSummary, Summarizer, SummaryResult
 from .summary_jobs import SummaryJob
-from .tracks import TrackEvent
 from .sync import SyncSessionService, open_sync_service
+from .tracks import TrackEvent
 
 __version__ = "0.1.0"
 

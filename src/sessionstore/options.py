@@ -13,6 +13,10 @@ from .records import utcnow
 
 Clock = Callable[[], datetime]
 
+NO_EVENT_LIMIT = 2**62
+"""The event count a backend is asked for when nothing limits a read (event_limit=None, no
+event_num): a LIMIT every database takes, larger than any session's history."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
@@ -73,6 +77,10 @@ class ServiceOptions:
                 object.__setattr__(self, name, check_hooks(getattr(self, name), name))
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
+
+    def events_read_limit(self) -> int:
+        """The most events a read returns: event_limit, or NO_EVENT_LIMIT when every event is kept."""
+        return NO_EVENT_LIMIT if self.event_limit is None else self.event_limit
 
     @classmethod
     def split(cls, options: dict[str, Any]) -> tuple[ServiceOptions, dict[str, Any]]:

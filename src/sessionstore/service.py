@@ -43,9 +43,6 @@ log = logging.getLogger("sessionstore")
 
 __all__ = ["MAX_PAGE_SIZE", "SessionService"]
 
-NO_EVENT_LIMIT = 2**62
-"""The event count a backend is asked for when nothing limits a read (event_limit=None, no
-event_num): a LIMIT every database takes, larger than any session's history."""
 
 
 class SessionService(HistoryAndMetadata, SummariesAndTracks):
@@ -185,7 +182,7 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
 
     async def _read_checked(self, key: Key, event_num: int | None, after: datetime | None) -> Session | None:
         key = checked_key(key).require_session_id()
-        limit = NO_EVENT_LIMIT if self.options.event_limit is None else self.options.event_limit
+        limit = self.options.events_read_limit()
         if event_num is not None:
             if type(event_num) is not int or event_num < 0:
                 raise InvalidArgumentError(f"event_num must be an int >= 0, got {event_num!r}")

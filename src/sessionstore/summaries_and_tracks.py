@@ -87,7 +87,7 @@ class SummariesAndTracks(abc.ABC):
         Raises SessionNotFoundError if the session is not active.
         """
         key = _session_key(key)
-        limit = self.options.event_limit
+        limit = self.options.events_read_limit()
         if max_events is not None:
             if type(max_events) is not int or max_events < 0:
                 raise InvalidArgumentError(f"max_events must be an int >= 0, got {max_events!r}")
@@ -107,7 +107,7 @@ class SummariesAndTracks(abc.ABC):
         if view is None:
             return SummaryResult("session_not_found")
         previous = await self._get_summary(key, filter_key, now)
-        events = await self._events_after(key, 0 if previous is None else previous.through_seq, self.options.event_limit, now)
+        events = await self._events_after(key, 0 if previous is None else previous.through_seq, self.options.events_read_limit(), now)
         if events is None:
             return SummaryResult("session_not_found")
         selected = select_events(events, filter_key)
