@@ -31,7 +31,7 @@ from ..records import Session
 from ..service import SessionService
 from .history import events_to_messages, reply_event, summary_message, tool_result_event, user_event
 from .models import ChatModel, Message, ModelReply, ToolCall
-from .summaries import HistorySource, StateSummaryHistory, Summarizer
+from .summaries import HistorySource, LLMSummarizer, StateSummaryHistory, Summarizer
 from .tools import SessionTools
 
 TURNS_KEY = "runner_turns"
@@ -154,6 +154,16 @@ class Runner:
         async with self._lock(key):
             session, _ = await self._session(key)
             return session
+
+    async def summarize(self, user_id: str, session_id: str) -> str | None:
+        """Write a summary of the session now (with the summarizer, else `LLMSummarizer(model)`);
+        its text, or None when the session has nothing to summarize."""
+        key = Key(self.app_name, user_id, session_id).require_session_id()
+        async with self._lock(key):
+            session = await self.service.get_session(key, event_num=self.history_events * 2 + 1)
+            if session is None:
+                return None
+            return await self.history.summarize(session, self.summarizer or LLMSummarizer(self.model), force=True)
 
     # ------------------------------------------------------------------ the turn
 

@@ -79,8 +79,12 @@ class HistorySource(Protocol):
         """The summary (or None) and the newest events after it, at most `max_events`, oldest first."""
         ...
 
-    async def summarize(self, session: Session, summarizer: Summarizer) -> bool:
-        """Write a new summary if `summarizer` says it is time; True if it did."""
+    async def summarize(self, session: Session, summarizer: Summarizer, *, force: bool = False) -> str | None:
+        """Write a new summary if `summarizer` says it is time (or `force`); its text, or None."""
+        ...
+
+    def summary_text(self, session: Session) -> str | None:
+        """The stored summary of `session` (read with its state), or None."""
         ...
 
 
@@ -95,19 +99,23 @@ class StateSummaryHistory:
         events = [e for e in session.events if (e.seq or 0) > through]
         return text, events[-max_events:] if max_events else []
 
-    async def summarize(self, session: Session, summarizer: Summarizer) -> bool:
-        if not summarizer.should_summarize(session):
-            return False
+    async def summarize(self, session: Session, summarizer: Summarizer, *, force: bool = False) -> str | None:
+        if not force and not summarizer.should_summarize(session):
+            return None
         previous, through = _summary_of(session)
         events = [e for e in session.events if e.seq is not None and e.seq > through]
         if not events:
-            return False
+            return previous
         text = await summarizer.summarize(session, events, previous)
         last = max(e.seq or 0 for e in events)
         delta: dict[str, Any] = {SUMMARY_KEY: {"text": text, "through_seq": last}}
         await self.service.update_session_state(session.key, delta)
         session.state.update(delta)
-        return True
+        return text
+
+    def summary_text(self, session: Session) -> str | None:
+        """The stored summary of `session` (as read with its state), or None."""
+        return _summary_of(session)[0]
 
 
 def _summary_of(session: Session) -> tuple[str | None, int]:

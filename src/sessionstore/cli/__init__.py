@@ -1,7 +1,7 @@
-"""The ``sessionstore`` command line: ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
+"""The ``sessionstore`` command line: ``chat``, ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
 
 One typer app, assembled here from one module per command group:
-``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
+``chat`` (docs/chat.md), ``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
 ``options`` (the --url/--prefix/--schema every command shares, with defaults
 read from ServiceOptions), ``revision`` (Alembic-style positional
 revisions: ``upgrade head``, ``downgrade -1``), ``output`` (one-line errors,
@@ -16,7 +16,7 @@ import typer
 
 from ..demo import DEFAULT_URL
 from ..demo import run as run_demo
-from . import cleanup, db
+from . import chat, cleanup, db
 from .output import run
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 cleanup.register(app)
+chat.register(app)
 
 __all__ = ["app", "main"]
 
