@@ -27,7 +27,7 @@ NO_LLM = ("I am the offline model, not an LLM: I can remember facts you tell me 
           "answer questions about them, and recap this conversation. "
           "Set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server) to talk to a real model.")
 
-_STATE = re.compile(r"\bmy\s+([a-z][a-z ]{0,30}?)\s+is\s+([^.!?\n]{1,80})", re.IGNORECASE)
+_STATE = re.compile(r"\bmy\s+([a-z][a-z ]{0,30}?)\s+is\s+(.{1,80}?)(?=\s+and\s+my\b|[,.;!?\n]|$)", re.IGNORECASE)
 _CALL_ME = re.compile(r"\bcall me\s+([^.!?,\n]{1,40})", re.IGNORECASE)
 _ASK = re.compile(r"\b(?:what(?:'s| is)|do you (?:know|remember))\s+my\s+([a-z][a-z ]{0,30}?)\s*\??\s*$", re.IGNORECASE)
 _WHO = re.compile(r"\bwho am i\b", re.IGNORECASE)

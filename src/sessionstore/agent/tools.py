@@ -25,6 +25,7 @@ from ..errors import SessionStoreError
 from ..keys import Key, UserKey
 from ..records import Session
 from ..service import SessionService
+from ..state import DELETE
 from .history import event_text
 from .models import ToolCall
 
@@ -53,7 +54,7 @@ DEFINITIONS: list[dict[str, Any]] = [
               {"session_id": {"type": "string", "description": "The session id to delete."}}, ["session_id"]),
     _function("sessions_metadata_set", "Set the title and/or merge keys into the metadata of one of this user's sessions.",
               {"session_id": _SESSION_ID, "title": {"type": "string", "description": "New title."},
-               "metadata": {"type": "object", "description": "Keys to set (null removes a key)."}}),
+               "metadata": {"type": "object", "description": "Top-level keys to set; a null value removes that key."}}),
     _function("sessions_metadata_get", "The title and metadata of one of this user's sessions.", {"session_id": _SESSION_ID}),
 ]
 """The tools in the OpenAI ``tools`` format (JSON-schema function definitions)."""
@@ -127,8 +128,8 @@ class BoundSessionTools:
 
     async def _clear(self, args: dict[str, Any]) -> Any:
         session = await self._session(args, event_num=0)
-        await self.service.clear_session_events(session.key)
-        return {"cleared": session.id}
+        removed = await self.service.clear_session_events(session.key)
+        return {"cleared": session.id, "events_removed": removed}
 
     async def _delete(self, args: dict[str, Any]) -> Any:
         key = self._key(args)
@@ -152,7 +153,7 @@ class BoundSessionTools:
         if title is not None:
             options["title"] = title
         if metadata is not None:
-            options["metadata"] = metadata
+            options["metadata"] = {k: DELETE if v is None else v for k, v in metadata.items()}
         await self.service.set_session_metadata(key, **options)
         session = await self._session(args, event_num=0)
         return {"session_id": session.id, "title": session.title, "metadata": session.metadata}
