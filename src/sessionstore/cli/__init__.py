@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 
-from ..demo import DEFAULT_URL
-from ..demo import run as run_demo
+from .. import demo as demo_script
+from ..agent import has_openai_key
 from . import chat, cleanup, db
-from .output import run
 
 app = typer.Typer(
     name="sessionstore",
@@ -41,10 +40,13 @@ def _root() -> None:
 @app.command()
 def demo(
     url: Annotated[str, typer.Option("--url", help="Database URL for the demo (not SESSIONSTORE_URL: "
-                                                   "the demo writes rows).")] = DEFAULT_URL,
+                                                   "the demo writes rows).")] = chat.DEFAULT_URL,
 ) -> None:
-    """A short tour: sessions, events and the three state levels (run it twice to see the data persist)."""
-    run(url, lambda: run_demo(url))
+    """A short scripted conversation in `sessionstore chat`, then how to talk to it yourself."""
+    errors = chat.run_chat(url, demo_script.DEMO_USER, "demo-intro", script=demo_script.SCRIPT)
+    typer.echo(demo_script.afterword(url, chat.DEFAULT_URL, offline=not has_openai_key()))
+    if errors:
+        raise typer.Exit(1)
 
 
 def main() -> None:

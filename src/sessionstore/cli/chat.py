@@ -22,7 +22,8 @@ import asyncio
 import getpass
 import re
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -49,7 +50,7 @@ SYSTEM_PROMPT = ("You are a helpful assistant in a terminal chat. The user's ses
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_URL", "chat", "register"]
+__all__ = ["APP_NAME", "DEFAULT_URL", "chat", "register", "run_chat"]
 
 
 def register(app: typer.Typer) -> None:
@@ -71,29 +72,37 @@ def chat(
 ) -> None:
     """Chat with a model; every turn is stored. Type /help inside for the session commands."""
     ttl = parse_duration("--session-ttl", session_ttl) if session_ttl else None
+    errors = run_chat(url, user, session, event_limit=event_limit, session_ttl=ttl, model=model, stream=not no_stream)
+    if errors and not sys.stdin.isatty():
+        raise typer.Exit(1)  # a script that hit errors says so
+
+
+def run_chat(url: str, user: str | None, session: str | None, *, event_limit: int = 1000,
+             session_ttl: timedelta | None = None, model: str | None = None, stream: bool = True,
+             script: Sequence[str] | None = None) -> int:
+    """The chat: interactive on a terminal, else the lines of `script` (or of stdin); the count of errors."""
     user_id = user or _login_name()
     try:
         UserKey(APP_NAME, user_id)
         chat_model = _choose_model(model)
     except SessionStoreError as exc:
         fail(str(exc))
-    interactive = sys.stdin.isatty()
+    interactive = script is None and sys.stdin.isatty()
+    lines = iter(script) if script is not None else None
     console = Console(highlight=False)
     loop = asyncio.new_event_loop()
     try:
-        service = _run(loop, _open(url, event_limit, ttl), url)
+        service = _run(loop, _open(url, event_limit, session_ttl), url)
         try:
-            app = _run(loop, _start(service, chat_model, user_id, session, console, url, not no_stream), url)
-            _loop(loop, app, interactive)
+            app = _run(loop, _start(service, chat_model, user_id, session, console, url, stream), url)
+            _loop(loop, app, interactive, lines)
         finally:
             loop.run_until_complete(service.close())
-            close = getattr(chat_model, "close", None)
-            if close is not None:
-                loop.run_until_complete(close())
+            if isinstance(chat_model, OpenAIChatModel):
+                loop.run_until_complete(chat_model.close())
     finally:
         loop.close()
-    if not interactive and app.errors:
-        raise typer.Exit(1)
+    return app.errors
 
 
 def _login_name() -> str:
@@ -129,7 +138,7 @@ def _new_sqlite_file(url: str) -> Path | None:
     return path if url == DEFAULT_URL or not path.exists() else None
 
 
-async def _open(url: str, event_limit: int, ttl: Any) -> SessionService:
+async def _open(url: str, event_limit: int, ttl: timedelta | None) -> SessionService:
     install = _new_sqlite_file(url)
     if install is not None:
         install.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,7 @@ async def _start(service: SessionService, model: ChatModel, user_id: str, sessio
     return app
 
 
-def _loop(loop: asyncio.AbstractEventLoop, app: ChatApp, interactive: bool) -> None:
+def _loop(loop: asyncio.AbstractEventLoop, app: ChatApp, interactive: bool, script: Iterator[str] | None) -> None:
     if interactive:
         try:
             import readline  # noqa: F401 - line editing and history for input()
@@ -173,7 +182,7 @@ def _loop(loop: asyncio.AbstractEventLoop, app: ChatApp, interactive: bool) -> N
             pass
     while True:
         try:
-            line = input(PROMPT) if interactive else _read_scripted(app)
+            line = input(PROMPT) if interactive else _read_scripted(app, script)
         except EOFError:
             if interactive:
                 app.console.print()
@@ -191,14 +200,20 @@ def _loop(loop: asyncio.AbstractEventLoop, app: ChatApp, interactive: bool) -> N
     app.say("bye", "dim")
 
 
-def _read_scripted(app: ChatApp) -> str:
-    """The next line of a piped script, echoed after the prompt so the transcript reads like a chat."""
-    line = sys.stdin.readline()
-    if not line:
-        raise EOFError
+def _read_scripted(app: ChatApp, script: Iterator[str] | None) -> str:
+    """The next line of a script (piped stdin, or given), echoed after the prompt so the transcript reads like a chat."""
+    if script is None:
+        line = sys.stdin.readline()
+        if line == "":
+            raise EOFError
+    else:
+        given = next(script, None)
+        if given is None:
+            raise EOFError
+        line = given
     line = line.rstrip("\n")
     if line.strip():
-        app.console.print(PROMPT + line, markup=False, highlight=False)
+        app.console.print(PROMPT + line, markup=False, highlight=False, soft_wrap=True)
     return line
 
 
