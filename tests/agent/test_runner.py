@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 
@@ -181,3 +182,22 @@ async def test_models_without_tool_support_get_no_tools(make_service) -> None:
     model = ScriptedModel(supports_tools=False)
     await Runner(svc, model, APP, tools=SessionTools(svc, APP)).run("u1", "s1", "hi")
     assert model.tools_seen == [None]
+
+
+async def test_an_idle_session_continues_in_a_fresh_one_linked_to_it(make_service, clock) -> None:
+    svc = await make_service()
+    runner = Runner(svc, ScriptedModel(weather), APP, idle_timeout=timedelta(minutes=30))
+    first = await runner.run("u1", "s1", "How's the weather in Shanghai?")
+    assert first.session_id == "s1" and not first.new_session
+    clock.advance(minutes=29)
+    assert await runner.run("u1", "s1", "What about Beijing?") == "Beijing is cloudy today, 18°C"  # not idle yet
+    clock.advance(minutes=30)
+    reply = await runner.run("u1", "s1", "What about Beijing?")
+    assert reply.new_session and reply.session_id != "s1" and reply == "Beijing what?"  # a fresh context
+    old, fresh = await svc.get_session(Key(APP, "u1", "s1")), await svc.get_session(Key(APP, "u1", reply.session_id))
+    assert fresh.metadata == {"previous_session": "s1"} and old.metadata == {"next_session": fresh.id}
+    assert len(old.events) == 4 and len(fresh.events) == 2  # the old session is kept as it was
+    clock.advance(minutes=1)
+    again = await runner.run("u1", "s1", "still there?")  # the old id follows the link instead of forking again
+    assert again.session_id == fresh.id and again.new_session
+    assert len((await svc.list_sessions(UserKey(APP, "u1"))).sessions) == 2

@@ -91,7 +91,9 @@ class Runner:
     ``max_turns``: user turns per session; the next raises `MaxTurnsError`.
     ``idle_timeout``: a session not updated for that long is left as it is,
     and the turn goes to a fresh session whose metadata names the old one
-    (``previous_session``; the old one gets ``next_session``). ``tools``:
+    (``previous_session``; the old one gets ``next_session``, which later
+    turns addressed to the old id follow). ``Reply.session_id`` says where
+    a turn went. ``tools``:
     session tools offered to models that support them, bound to the user.
     """
 
@@ -225,18 +227,31 @@ class Runner:
         return messages + events_to_messages(events)
 
     async def _session(self, key: Key) -> tuple[Session, bool]:
-        """The session for this turn, and whether it is a fresh one that replaced an idle session."""
+        """The session for this turn, and whether it is another one than `key` names: a fresh
+        session that replaced an idle one (or the one an earlier turn already replaced it with)."""
         window = self.history_events * 2 + 1  # room for the summary's events and this turn's
         session = await self.service.get_session(key, event_num=window)
         if session is None:
             return await self._create(key), False
-        if self.idle_timeout is None or self._now() - session.updated_at < self.idle_timeout:
-            return session, False
+        followed = False
+        for _hop in range(8):  # follow next_session links a caller still holding the old id would miss
+            if not self._idle(session):
+                return session, followed
+            successor = session.metadata.get(NEXT_SESSION)
+            if not isinstance(successor, str):
+                break
+            found = await self.service.get_session(Key(key.app_name, key.user_id, successor), event_num=window)
+            if found is None:
+                break
+            session, followed = found, True
         fresh = await self.service.create_session(Key(key.app_name, key.user_id))
         await self.service.set_session_metadata(fresh.key, metadata={PREVIOUS_SESSION: session.id})
         await self.service.set_session_metadata(session.key, metadata={NEXT_SESSION: fresh.id})
-        fresh = await self.service.get_session(fresh.key, event_num=0) or fresh
+        fresh.metadata[PREVIOUS_SESSION] = session.id
         return fresh, True
+
+    def _idle(self, session: Session) -> bool:
+        return self.idle_timeout is not None and self._now() - session.updated_at >= self.idle_timeout
 
     async def _create(self, key: Key) -> Session:
         try:
