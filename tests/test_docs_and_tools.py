@@ -66,3 +66,14 @@ def test_benchmark_command_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "ratio=" in done.stdout and out.exists()
+
+
+def test_the_runner_doc_example_prints_what_it_says(tmp_path):
+    text = (ROOT / "docs" / "runner.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.DOTALL)[0]
+    printed = re.findall(r"prints\n\n```\n(.*?)```", text, re.DOTALL)[0]
+    script = tmp_path / "runner_example.py"
+    script.write_text(code)
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == printed

@@ -138,8 +138,11 @@ class Runner:
     async def run(self, user_id: str, session_id: str, message: str) -> Reply:
         """One turn: store `message`, call the model, store and return its reply."""
         stream = self.stream(user_id, session_id, message, streaming=False)
-        async for _ in stream:
-            pass
+        try:
+            async for _ in stream:
+                pass
+        finally:
+            await stream.aclose()  # on cancellation too: releases the session's lock at once
         assert stream.session_id is not None
         return Reply(stream.text, stream.session_id, stream.new_session)
 
@@ -193,7 +196,6 @@ class Runner:
             tools = self.tools.for_user(key.user_id, session.id) if self.tools and self.model.supports_tools else None
             for _round in range(self.max_tool_rounds):
                 messages = await self._messages(session)
-                reply: ModelReply | None = None
                 if streaming:
                     text, calls, delta = "", tuple[ToolCall, ...](), dict[str, Any]()
                     async for chunk in self.model.stream(messages, tools=tools.definitions if tools else None,

@@ -192,11 +192,16 @@ def _loop(loop: asyncio.AbstractEventLoop, app: ChatApp, interactive: bool, scri
             if interactive:
                 continue
             break
+        task = loop.create_task(app.handle(line))
         try:
-            if not loop.run_until_complete(app.handle(line)):
+            if not loop.run_until_complete(task):
                 break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C during a turn: stop it (what was stored stays) and go on
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
             app.say("(interrupted)", "yellow")
+            if not interactive:
+                break
     app.say("bye", "dim")
 
 

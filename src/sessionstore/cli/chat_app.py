@@ -126,6 +126,7 @@ class ChatApp:
                 self.console.print(Text(chunk), end="", soft_wrap=True)
         finally:
             self.console.print()
+            await reply.aclose()  # an interrupted turn releases the session at once
         if reply.session_id is not None and reply.session_id != self.session_id:
             self.say(f"(session {self.session_id} had been idle too long; this turn started session "
                      f"{reply.session_id}, linked to it in its metadata)", "yellow")
