@@ -45,7 +45,7 @@ def test_demo_runs_the_chat_twice_and_finds_its_data(tmp_path):
     out = first.stdout
     assert "you> my name is Alice\noffline> Noted: your name is Alice." in out
     assert "you> what is my name?\noffline> Your name is Alice." in out
-    assert '* demo-intro  "Getting to know each other"' in out and '  demo-trip  "Trip to Japan"' in out
+    assert '* demo-trip  "Trip to Japan"' in out and '  demo-intro  "Getting to know each other"' in out
     assert "python -m sessionstore chat --user demo" in out  # how to talk to it yourself
     assert "error" not in out + first.stderr
     recap = second.stdout.split("you> /history", 1)[1]

@@ -81,7 +81,7 @@ def run_chat(url: str, user: str | None, session: str | None, *, event_limit: in
              session_ttl: timedelta | None = None, model: str | None = None, stream: bool = True,
              script: Sequence[str] | None = None) -> int:
     """The chat: interactive on a terminal, else the lines of `script` (or of stdin); the count of errors."""
-    user_id = user or _login_name()
+    user_id = user if user is not None else _login_name()
     try:
         UserKey(APP_NAME, user_id)
         chat_model = _choose_model(model)
