@@ -165,3 +165,23 @@ def test_a_failing_model_is_one_error_line_and_the_chat_goes_on(tmp_path: Path) 
                      tmp_path, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=server.url)
     assert re.search(r"error: model 'gpt-4o-mini' at http://127\.0\.0\.1:\d+/v1/: HTTP 500", done.stdout), done.stdout
     assert "you said: second" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_chat_runs_the_session_tools_a_model_calls(tmp_path: Path) -> None:
+    pytest.importorskip("openai", reason="pip install 'sessionstore[openai]'")
+    from tests.chat_server import Answer
+
+    with chat_server() as server:
+        server.script += [Answer("", tool_calls=[{"id": "call_9", "name": "sessions_metadata_set",
+                                                  "arguments": '{"title": "Renamed by the model", "user_id": "mallory"}'}]),
+                          Answer("", tool_calls=[{"id": "call_10", "name": "sessions_metadata_set",
+                                                  "arguments": '{"title": "Renamed by the model"}'}]),
+                          Answer("Done: renamed.")]
+        done = piped(["--url", f"sqlite:///{tmp_path / 'c.db'}", "--user", "dave", "--session", "s1", "--model", "m"],
+                     "please rename this session\n/sessions\n", tmp_path, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "m> Done: renamed." in done.stdout and '* s1  "Renamed by the model"' in done.stdout
+    refused = [m for m in server.requests[1]["messages"] if m["role"] == "tool"][0]
+    assert refused["tool_call_id"] == "call_9" and "unknown argument(s) 'user_id'" in refused["content"]
+    done_call = [m for m in server.requests[2]["messages"] if m["role"] == "tool"][-1]
+    assert '"title": "Renamed by the model"' in done_call["content"].replace('":"', '": "')

@@ -45,9 +45,8 @@ class Summarizer(Protocol):
 class LLMSummarizer:
     """A `Summarizer` that asks a `ChatModel` to summarize.
 
-    ``every_events``: `should_summarize` says yes once the session holds that
-    many events more than the last summary covered (the runner passes the
-    session with its loaded events).
+    ``every_events``: `should_summarize` says yes once that many events of
+    the session are not covered by the last summary.
     """
 
     def __init__(self, model: ChatModel, *, every_events: int = 40, prompt: str = SUMMARY_PROMPT) -> None:
@@ -67,9 +66,10 @@ class LLMSummarizer:
         return reply.text.strip() or "\n".join(event_text(e) for e in events)[-2000:]
 
     def should_summarize(self, session: Session) -> bool:
+        """Yes once `every_events` of the session's events are not covered by its summary (a
+        service-level summary store passes only those; the runner's own passes the loaded window)."""
         covered = _summary_of(session)[1]
-        newest = max((e.seq or 0 for e in session.events), default=0)
-        return newest - covered >= self.every_events
+        return sum(1 for e in session.events if (e.seq or 0) > covered) >= self.every_events
 
 
 class HistorySource(Protocol):
