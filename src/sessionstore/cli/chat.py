@@ -95,6 +95,8 @@ def run_chat(url: str, user: str | None, session: str | None, *, event_limit: in
         service = _run(loop, _open(url, event_limit, session_ttl), url)
         try:
             app = _run(loop, _start(service, chat_model, user_id, session, console, url, stream), url)
+            if model and isinstance(chat_model, OfflineModel):
+                app.say(f"  (--model {model} is not used: no OPENAI_API_KEY is set)", "yellow")
             _loop(loop, app, interactive, lines)
         finally:
             loop.run_until_complete(service.close())
@@ -142,7 +144,8 @@ async def _open(url: str, event_limit: int, ttl: timedelta | None) -> SessionSer
     install = _new_sqlite_file(url)
     if install is not None:
         install.parent.mkdir(parents=True, exist_ok=True)
-    service = open_service(url, auto_migrate=install is not None, event_limit=event_limit, session_ttl=ttl)
+    extra = {"auto_migrate": True} if install is not None else {}
+    service = open_service(url, event_limit=event_limit, session_ttl=ttl, **extra)
     try:
         await service.start()
     except BaseException:
