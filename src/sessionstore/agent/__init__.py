@@ -7,6 +7,7 @@ contract, records, errors), never a backend, so it runs on every backend.
 `OpenAIChatModel` needs the ``openai`` extra, imported when one is made.
 """
 
+from ..errors import MaxTurnsError, ModelError
 from .history import events_to_messages
 from .models import ChatModel, Message, ModelReply, StreamChunk, ToolCall
 from .offline import OfflineModel
@@ -22,7 +23,9 @@ __all__ = [
     "ChatModel",
     "HistorySource",
     "LLMSummarizer",
+    "MaxTurnsError",
     "Message",
+    "ModelError",
     "ModelReply",
     "OfflineModel",
     "OpenAIChatModel",
