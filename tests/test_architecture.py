@@ -7,6 +7,8 @@ still a dependency), relative imports resolved to module names.
 Layers, lowest first:
 - core: the contract, records, rules and the in-memory backend; imports only core;
 - sql: the SQL backend (``sessionstore.sql.*``); imports core and sql;
+- agent: the runner, models and session tools (``sessionstore.agent.*``); imports core
+  (and may use the facade), never a backend, so it runs on every one;
 - facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
 - cli: the command line (``sessionstore.cli.*``); may import anything.
 """
@@ -78,14 +80,17 @@ def _layer(module: str) -> str:
         return "cli"
     if module.startswith(f"{PACKAGE}.sql"):
         return "sql"
+    if module.startswith(f"{PACKAGE}.agent"):
+        return "agent"
     return "core"
 
 
 ALLOWED = {
     "core": {"core"},
     "sql": {"core", "sql"},
-    "facade": {"core", "sql", "facade", "cli"},
-    "cli": {"core", "sql", "facade", "cli"},
+    "agent": {"core", "facade", "agent"},
+    "facade": {"core", "sql", "agent", "facade", "cli"},
+    "cli": {"core", "sql", "agent", "facade", "cli"},
 }
 
 
@@ -94,6 +99,16 @@ def test_the_graph_sees_the_package() -> None:
     assert {f"{PACKAGE}.service", f"{PACKAGE}.sql.service", f"{PACKAGE}.cli"} <= set(graph)
     assert f"{PACKAGE}.sql.database" in graph[f"{PACKAGE}.sql.service"]
     assert f"{PACKAGE}.records" in graph[f"{PACKAGE}.service"]
+    assert f"{PACKAGE}.service" in graph[f"{PACKAGE}.agent.runner"]
+    assert f"{PACKAGE}.agent.runner" in graph[f"{PACKAGE}.agent"]
+
+
+def test_the_agent_layer_reaches_no_backend() -> None:
+    """The runner, models and tools work on every backend because they only see the contract."""
+    graph = _graph()
+    wrong = [f"{m} imports {t}" for m, targets in sorted(graph.items()) if _layer(m) == "agent"
+             for t in sorted(targets) if t.startswith(f"{PACKAGE}.sql") or t in {f"{PACKAGE}.memory", f"{PACKAGE}.factory"}]
+    assert wrong == []
 
 
 def test_each_layer_imports_only_the_layers_below_it() -> None:

@@ -1,7 +1,7 @@
 """The README's usage example runs as printed, and the benchmark and demo commands still work.
 
-The demo is a CLI command (``python -m sessionstore demo``); ``python -m sessionstore.demo`` only
-says so.
+The demo is a CLI command (``python -m sessionstore demo``: a scripted ``sessionstore chat``);
+``python -m sessionstore.demo`` only says so.
 """
 
 from __future__ import annotations
@@ -52,14 +52,20 @@ def test_history_doc_example_prints_what_its_comments_say(tmp_path):
     assert printed[4:] == ["True", "1"]
 
 
-def test_demo_runs_twice_and_finds_its_data(tmp_path):
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = _run([sys.executable, "-m", "sessionstore", "demo", "--url", url], tmp_path)
-    second = _run([sys.executable, "-m", "sessionstore", "demo", "--url", url], tmp_path)
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert "new database" in first.stdout
-    assert "from an earlier run: version 2" in second.stdout
-    assert "#4" in second.stdout  # the second run's events continue the first run's seq
+def test_demo_runs_the_chat_twice_and_finds_its_data(tmp_path):
+    """`make demo`: a scripted chat on the SQLite default in the working directory, then how to go on."""
+    first = _run([sys.executable, "-m", "sessionstore", "demo"], tmp_path)
+    second = _run([sys.executable, "-m", "sessionstore", "demo"], tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stdout + first.stderr + second.stdout + second.stderr
+    assert (tmp_path / ".sessionstore" / "chat.db").exists()
+    out = first.stdout
+    assert "you> my name is Alice\noffline> Noted: your name is Alice." in out
+    assert "you> what is my name?\noffline> Your name is Alice." in out
+    assert '* demo-trip  "Trip to Japan"' in out and '  demo-intro  "Getting to know each other"' in out
+    assert "python -m sessionstore chat --user demo" in out  # how to talk to it yourself
+    assert "error" not in out + first.stderr
+    recap = second.stdout.split("you> /history", 1)[1]
+    assert "You said 4 thing(s)" in recap  # the first run's two messages, read back from the file, and this run's
 
 
 def test_the_old_demo_module_command_points_to_the_new_one(tmp_path):
@@ -76,3 +82,14 @@ def test_benchmark_command_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "ratio=" in done.stdout and out.exists()
+
+
+def test_the_runner_doc_example_prints_what_it_says(tmp_path):
+    text = (ROOT / "docs" / "runner.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.DOTALL)[0]
+    printed = re.findall(r"prints\n\n```\n(.*?)```", text, re.DOTALL)[0]
+    script = tmp_path / "runner_example.py"
+    script.write_text(code)
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == printed

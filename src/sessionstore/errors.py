@@ -89,3 +89,22 @@ class PersistError(SessionStoreError):
         super().__init__(message)
         self.failures = failures
         self.count = count
+
+
+class ModelError(SessionStoreError):
+    """A chat model call failed: the endpoint answered with an error, timed out or was unreachable.
+
+    One line, with the model and the endpoint's status when there is one; never the API key.
+    """
+
+
+class MaxTurnsError(SessionStoreError):
+    """Runner(max_turns=N) was asked for a turn past the N-th in one session.
+
+    Start a new session (or raise max_turns) to go on.
+    """
+
+    def __init__(self, message: str, *, max_turns: int, turns: int) -> None:
+        super().__init__(message)
+        self.max_turns = max_turns
+        self.turns = turns

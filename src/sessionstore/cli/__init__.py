@@ -1,7 +1,7 @@
-"""The ``sessionstore`` command line: ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
+"""The ``sessionstore`` command line: ``chat``, ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
 
 One typer app, assembled here from one module per command group:
-``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
+``chat`` (docs/chat.md), ``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
 ``options`` (the --url/--prefix/--schema every command shares, with defaults
 read from ServiceOptions), ``revision`` (Alembic-style positional
 revisions: ``upgrade head``, ``downgrade -1``), ``output`` (one-line errors,
@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 
-from ..demo import DEFAULT_URL
-from ..demo import run as run_demo
-from . import cleanup, db
-from .output import run
+from .. import demo as demo_script
+from ..agent import has_openai_key
+from . import chat, cleanup, db
 
 app = typer.Typer(
     name="sessionstore",
@@ -28,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 cleanup.register(app)
+chat.register(app)
 
 __all__ = ["app", "main"]
 
@@ -55,10 +55,13 @@ def _root(
 @app.command()
 def demo(
     url: Annotated[str, typer.Option("--url", help="Database URL for the demo (not SESSIONSTORE_URL: "
-                                                   "the demo writes rows).")] = DEFAULT_URL,
+                                                   "the demo writes rows).")] = chat.DEFAULT_URL,
 ) -> None:
-    """A short tour: sessions, events and the three state levels (run it twice to see the data persist)."""
-    run(url, lambda: run_demo(url))
+    """A short scripted conversation in `sessionstore chat`, then how to talk to it yourself."""
+    errors = chat.run_chat(url, demo_script.DEMO_USER, "demo-intro", script=demo_script.SCRIPT)
+    typer.echo(demo_script.afterword(url, chat.DEFAULT_URL, offline=not has_openai_key()))
+    if errors:
+        raise typer.Exit(1)
 
 
 def main() -> None:
