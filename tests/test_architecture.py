@@ -8,6 +8,8 @@ Layers, lowest first:
 - core: the contract, records, rules and the in-memory backend; imports only core;
 - sql: the SQL backend (``sessionstore.sql.*``); imports core and sql;
 - facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
+- adapters: the framework adapters (``sessionstore.adapters``, ``.adk``, ``.openai_agents``,
+  ``.langchain``); import core and the facade, never the SQL internals;
 - cli: the command line (``sessionstore.cli.*``); may import anything.
 """
 
@@ -23,6 +25,7 @@ from sessionstore.sql import aiosqlite_fence
 PACKAGE = "sessionstore"
 SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 FACADE = {PACKAGE, f"{PACKAGE}.factory", f"{PACKAGE}.demo", f"{PACKAGE}.__main__"}
+ADAPTERS = (f"{PACKAGE}.adapters", f"{PACKAGE}.adk", f"{PACKAGE}.openai_agents", f"{PACKAGE}.langchain")
 
 
 def _module_name(path: Path) -> str:
@@ -78,6 +81,8 @@ def _layer(module: str) -> str:
         return "cli"
     if module.startswith(f"{PACKAGE}.sql"):
         return "sql"
+    if any(module == a or module.startswith(a + ".") for a in ADAPTERS):
+        return "adapters"
     return "core"
 
 
@@ -85,7 +90,8 @@ ALLOWED = {
     "core": {"core"},
     "sql": {"core", "sql"},
     "facade": {"core", "sql", "facade", "cli"},
-    "cli": {"core", "sql", "facade", "cli"},
+    "adapters": {"core", "facade", "adapters"},
+    "cli": {"core", "sql", "facade", "adapters", "cli"},
 }
 
 
@@ -104,6 +110,13 @@ def test_each_layer_imports_only_the_layers_below_it() -> None:
         if _layer(target) not in ALLOWED[_layer(module)]
     ]
     assert wrong == []
+
+
+def test_the_adapters_are_a_layer_of_their_own() -> None:
+    graph = _graph()
+    assert _layer(f"{PACKAGE}.adk.service") == "adapters"
+    assert f"{PACKAGE}.adapters" in graph[f"{PACKAGE}.adk.service"]
+    assert "sql" not in ALLOWED["adapters"]
 
 
 def test_no_import_cycles() -> None:
