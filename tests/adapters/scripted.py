@@ -53,3 +53,37 @@ async def run_processes(*commands: list[str]) -> list[str]:
     import asyncio
 
     return list(await asyncio.gather(*(asyncio.to_thread(run_process, *c) for c in commands)))
+
+
+def agents_model(replies: list[Any]) -> Any:
+    """An Agents SDK ``Model`` answering each call with the next reply: a str (a message) or
+    a (tool name, JSON arguments) pair (a function call)."""
+    from agents.items import ModelResponse
+    from agents.models.interface import Model
+    from agents.usage import Usage
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+    script = list(replies)
+
+    class ScriptedModel(Model):
+        calls = 0
+
+        async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            ScriptedModel.calls += 1
+            reply = script.pop(0) if script else "(script exhausted)"
+            n = ScriptedModel.calls
+            if isinstance(reply, str):
+                item: Any = ResponseOutputMessage(
+                    id=f"msg_{n}", type="message", role="assistant", status="completed",
+                    content=[ResponseOutputText(type="output_text", text=reply, annotations=[])],
+                )
+            else:
+                item = ResponseFunctionToolCall(
+                    id=f"fc_{n}", call_id=f"call_{n}", type="function_call", name=reply[0], arguments=reply[1],
+                )
+            return ModelResponse(output=[item], usage=Usage(requests=1, input_tokens=3, output_tokens=2), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the tests run the non-streamed loop")
+
+    return ScriptedModel()
