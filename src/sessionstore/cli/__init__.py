@@ -1,7 +1,8 @@
-"""The ``sessionstore`` command line: ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
+"""The ``sessionstore`` command line: ``db …`` (the schema), ``cleanup`` (TTL), ``import adk``, ``demo``.
 
 One typer app, assembled here from one module per command group:
 ``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
+``import_adk`` with ``adk_source`` (copy an ADK database, docs/adapters.md),
 ``options`` (the --url/--prefix/--schema every command shares, with defaults
 read from ServiceOptions), ``revision`` (Alembic-style positional
 revisions: ``upgrade head``, ``downgrade -1``), ``output`` (one-line errors,
@@ -16,7 +17,7 @@ import typer
 
 from ..demo import DEFAULT_URL
 from ..demo import run as run_demo
-from . import cleanup, db
+from . import cleanup, db, import_adk
 from .output import run
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(import_adk.app, name="import")
 cleanup.register(app)
 
 __all__ = ["app", "main"]
