@@ -10,7 +10,6 @@ import pytest
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.sessions import DatabaseSessionService
-from google.genai import types
 from sqlalchemy import text
 from typer.testing import CliRunner
 

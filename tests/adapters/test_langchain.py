@@ -104,7 +104,7 @@ async def test_histories_are_isolated_and_concurrent_batches_stay_whole(store):
     assert await b.aget_messages() == []
     got = [m.content for m in await a.aget_messages()]
     assert len(got) == 20
-    assert all(q.split("-")[0] == r.split("-")[0] for q, r in zip(got[::2], got[1::2]))
+    assert all(q.split("-")[0] == r.split("-")[0] for q, r in zip(got[::2], got[1::2], strict=False))
 
 
 async def test_runnable_with_message_history_and_a_restart(store, backend):
@@ -146,7 +146,7 @@ async def test_two_processes_adding_batches_lose_nothing(durable_url):
     finally:
         history.close()
     assert sorted(got) == sorted(f"p{p}-{i}-{x}" for p in (1, 2) for i in range(10) for x in "ab")
-    assert all(q[:-1] == r[:-1] for q, r in zip(got[::2], got[1::2]))
+    assert all(q[:-1] == r[:-1] for q, r in zip(got[::2], got[1::2], strict=False))
 
 
 def test_without_langchain_the_import_names_the_extra(monkeypatch):

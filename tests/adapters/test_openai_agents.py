@@ -148,7 +148,7 @@ async def test_two_processes_adding_batches_lose_nothing(durable_url):
     finally:
         await session.close()
     assert len(items) == 40
-    pairs = list(zip(items[::2], items[1::2]))
+    pairs = list(zip(items[::2], items[1::2], strict=False))
     assert all(a["content"][:-2] == b["content"][:-2] for a, b in pairs)  # each batch stayed together
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from google.adk.events.event import Event as AdkEvent
+from google.adk.events.event_actions import EventActions
 from google.adk.sessions.state import State
 from google.genai import types
 from pydantic_core import to_jsonable_python
@@ -100,7 +101,7 @@ def to_adk_event(stored: Event) -> AdkEvent:
             role="user" if stored.author == "user" else "model",
             parts=[types.Part(text=text if text is not None else _json_text(content))],
         ),
-        actions={"state_delta": delta},
+        actions=EventActions(state_delta=delta),
         custom_metadata={"sessionstore_seq": stored.seq} if stored.seq is not None else None,
     )
 

@@ -116,7 +116,7 @@ async def _copy(
     total_sessions: int, total_events: int,
 ) -> Tally:
     tally = Tally()
-    with _progress(total_events) as advance:
+    with _Progress(total_events) as advance:
         async for page in source.sessions(app_name, batch):
             for session in page:
                 await _copy_session(source, svc, clock, session, batch, tally, advance)
@@ -134,7 +134,7 @@ async def _copy_session(
     source: AdkDatabase, svc: SessionService, clock: ImportClock, session: SourceSession, batch: int,
     tally: Tally, advance: Any,
 ) -> None:
-    from google.adk.events.event import Event as adk_event
+    from google.adk.events.event import Event as AdkEvent
 
     from ..adk.events import persisted_delta, to_store_event
 
@@ -153,7 +153,7 @@ async def _copy_session(
         source_ids.extend(r.id for r in rows)
         todo = [r for r in rows if r.id not in have]
         if todo:
-            events = [_event(adk_event, r) for r in todo]
+            events = [_event(AdkEvent, r) for r in todo]
             clock.at = max(r.timestamp for r in todo)
             await svc.append_events(record, [to_store_event(e, persisted_delta(e)) for e in events])
             tally.events_copied += len(todo)
@@ -174,7 +174,7 @@ def _event(adk_event: Any, row: SourceEvent) -> Any:
     return adk_event.model_validate({**data, "id": row.id, "invocation_id": row.invocation_id or "", "timestamp": timestamp})
 
 
-class _progress:
+class _Progress:
     """A rich progress bar over the source's events on a terminal; silent otherwise."""
 
     def __init__(self, total: int) -> None:

@@ -106,7 +106,8 @@ class SessionStoreSession:
                 return None
             newest = stored.events[-1]
             if await svc.delete_event(self.key, newest.id):
-                return _item(newest)
+                item: TResponseInputItem = _item(newest)
+                return item
             # another caller popped it first: look again
         return None
 
