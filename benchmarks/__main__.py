@@ -4,8 +4,9 @@ Each figure is measured in this one run on this machine; compare the ratios,
 not the absolute numbers.
 
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
-10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``
-(docs/benchmarks.md says what each measures and against what).
+10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``,
+issue 13's ``adk`` and ``agents`` (the adapters vs the frameworks' own SQL
+storage; docs/benchmarks.md and docs/adapters.md say what each measures).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "append_delta": [("ratio", ">=", {"sqlite": 0.8, "postgresql": 0.8, "mysql": 0.7})],
     "concurrent": [("ratio", ">=", 0.7)],
     "cleanup": [("p99_ratio", "<=", 3.0)],
+    # issue 13: through each adapter vs the framework's own SQL storage (no slower than it)
+    "adk": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
+    "agents": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
 }
 """Per kind: (figure, comparison, target), the target either one number or one per database."""
 
@@ -68,7 +72,15 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "append_delta": lambda db: bench_append_delta(db, q(400, 2000)),
         "concurrent": lambda db: bench_concurrent(db, q(4, 16)),
         "cleanup": cleanup,
+        "adk": lambda db: _adapters().bench_adk(db, q(100, 600), q(50, 300)),
+        "agents": lambda db: _adapters().bench_agents(db, q(100, 600), q(50, 300)),
     }
+
+
+def _adapters():  # type: ignore[no-untyped-def]
+    from . import adapters  # needs the adk and openai-agents extras (make bench installs them)
+
+    return adapters
 
 
 async def main(args: argparse.Namespace) -> None:
