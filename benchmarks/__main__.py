@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .common import DATABASES
 
@@ -77,7 +78,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
     }
 
 
-def _adapters():  # type: ignore[no-untyped-def]
+def _adapters() -> Any:
     from . import adapters  # needs the adk and openai-agents extras (make bench installs them)
 
     return adapters
