@@ -155,3 +155,23 @@ def test_without_langchain_the_import_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "langchain_core", None)
     with pytest.raises(ImportError, match=r"pip install 'sessionstore\[langchain\]'"):
         import sessionstore.langchain  # noqa: F401
+
+
+async def test_histories_opened_from_one_url_share_one_service(backend, store):
+    url = url_of(backend)
+    first = SessionStoreChatMessageHistory("a", url)
+    second = SessionStoreChatMessageHistory("b", url)
+    try:
+        assert first.service is second.service
+        await first.aadd_messages([HumanMessage("hi")])
+        assert [m.content for m in await first.aget_messages()] == ["hi"] and await second.aget_messages() == []
+    finally:
+        first.close()
+        second.close()
+    third = SessionStoreChatMessageHistory("a", url)  # a new one after the last was closed
+    try:
+        assert third.service is not first.service
+        if backend.name != "memory":
+            assert [m.content for m in third.messages] == ["hi"]
+    finally:
+        third.close()

@@ -15,7 +15,9 @@ LangChain calls histories both synchronously (``messages``,
 ``add_messages``, ``clear``) and asynchronously (``aget_messages``, …).
 Given a URL, the history opens its service on a loop of its own thread, so
 both kinds work from any thread or event loop (async calls await that loop
-without blocking theirs). Given a ``SessionService`` you own, the async
+without blocking theirs). Histories opened from the same URL and options
+share that thread and service (LangChain's usual ``get_session_history``
+makes a new history per call); the last one closed closes them. Given a ``SessionService`` you own, the async
 methods run on your loop; the sync ones cannot (a connection pool belongs to
 one loop) and raise a clear error unless no loop is involved (the in-memory
 backend).
@@ -24,6 +26,7 @@ backend).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -64,9 +67,10 @@ class SessionStoreChatMessageHistory(BaseChatMessageHistory):
         self.session_id = session_id
         self.key = Key(app_name, user_id, session_id)
         self._loop: LoopThread | None = None
+        self._shared: _Shared | None = None
         if isinstance(service_or_url, str):
-            self._loop = LoopThread(f"sessionstore-langchain-{session_id}")
-            self._handle = self._loop.run(_open(service_or_url, options))
+            self._shared = _Shared.acquire(service_or_url, options)
+            self._loop, self._handle = self._shared.loop, self._shared.handle
         else:
             self._handle = ServiceHandle(service_or_url, options)
 
@@ -87,11 +91,11 @@ class SessionStoreChatMessageHistory(BaseChatMessageHistory):
         self._sync(self._clear)
 
     def close(self) -> None:
-        """Close the service and loop thread this history opened (no-op for a service you own)."""
-        if self._loop is not None:
-            self._loop.run(self._handle.close())
-            self._loop.stop()
-            self._loop = None
+        """Let go of the service opened from a URL (the last history using it closes it and its
+        thread); a no-op for a service you own."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.release()
 
     # ------------------------------------------------------------------ async
 
@@ -156,6 +160,42 @@ class SessionStoreChatMessageHistory(BaseChatMessageHistory):
         if self._loop is not None:
             return await asyncio.wrap_future(self._loop.submit(_call(work)))
         return await work()
+
+
+class _Shared:
+    """One loop thread and one service per (URL, options), shared by the histories opened from it."""
+
+    _lock = threading.Lock()
+    _open: dict[str, _Shared] = {}
+
+    def __init__(self, name: str, url: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.loop = LoopThread(f"sessionstore-langchain-{len(self._open)}")
+        try:
+            self.handle = self.loop.run(_open(url, options))
+        except BaseException:
+            self.loop.stop()
+            raise
+        self.users = 0
+
+    @classmethod
+    def acquire(cls, url: str, options: dict[str, Any]) -> _Shared:
+        name = f"{url}|{sorted(options.items(), key=lambda kv: kv[0])!r}"
+        with cls._lock:
+            shared = cls._open.get(name)
+            if shared is None:
+                shared = cls._open[name] = _Shared(name, url, options)
+            shared.users += 1
+            return shared
+
+    def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            del self._open[self.name]
+        self.loop.run(self.handle.close())
+        self.loop.stop()
 
 
 async def _open(url: str, options: dict[str, Any]) -> ServiceHandle:
