@@ -210,10 +210,14 @@ async def test_strict_mode_raises_stale_session_error_like_adk(store):
         await adk.append_event(two, text_event("stale", actions=EventActions(state_delta={"lost": 1})))
     got = await adk.get_session(app_name=APP, user_id=USER, session_id="s")
     assert [e.content.parts[0].text for e in got.events] == ["first", "second"] and got.state == {}
+    made_by_hand = got.model_copy(deep=True)  # a copy the adapter never saw (no version known)
     fresh = await adk.get_session(app_name=APP, user_id=USER, session_id="s")
     await adk.append_event(fresh, text_event("after reload"))
+    # one object's own concurrent appends are serialised, as ADK does, so they never conflict
+    await asyncio.gather(*(adk.append_event(fresh, text_event(f"own {i}")) for i in range(5)))
+    got = await adk.get_session(app_name=APP, user_id=USER, session_id="s")
+    assert len(got.events) == 8
     # an object the adapter never loaded: ADK's fallback check on the newest event
-    made_by_hand = got.model_copy(deep=True)
     with pytest.raises(StaleSessionError):
         await adk.append_event(made_by_hand, text_event("stale too"))
 

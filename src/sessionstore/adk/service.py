@@ -21,6 +21,7 @@ object raises ``StaleSessionError`` and stores nothing.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from datetime import datetime, timezone
 from typing import Any
@@ -37,7 +38,7 @@ from google.adk.sessions.state import State
 from ..adapters import ServiceHandle
 from ..errors import ConflictError, SessionExistsError, SessionNotFoundError
 from ..keys import Key, UserKey
-from ..records import Session
+from ..records import Event, Session
 from ..service import MAX_PAGE_SIZE, SessionService
 from .events import ensure_id, floor_to_microsecond, json_safe, persisted_delta, to_adk_event, to_store_event
 
@@ -62,6 +63,7 @@ class SessionStoreSessionService(BaseSessionService):
         self._handle = ServiceHandle(service_or_url, options)
         self.strict = bool(strict)
         self._versions: dict[int, tuple[weakref.ref[AdkSession], int]] = {}
+        self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def service(self) -> SessionService:
@@ -159,17 +161,16 @@ class SessionStoreSessionService(BaseSessionService):
         if event.actions and event.actions.state_delta:
             event.actions.state_delta = {k: v for k, v in event.actions.state_delta.items() if not k.startswith(State.TEMP_PREFIX)}
         svc = await self._handle.get()
-        known = self._known_version(session)
-        expected: int | None = None
-        if self.strict:
-            expected = known if known is not None else await self._check_unloaded(svc, session)
-        record = Session(session.id, session.app_name, session.user_id, version=known or 0, updated_at=_EPOCH)
-        try:
-            await svc.append_event(record, to_store_event(event, delta), expected_version=expected)
-        except SessionNotFoundError as exc:
-            raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
-        except ConflictError as exc:
-            raise StaleSessionError(STALE_MESSAGE) from exc
+        stored = to_store_event(event, delta)
+        if self.strict:  # ADK serialises a process's appends to one session, so its own never conflict
+            ident = (session.app_name, session.user_id, session.id)
+            lock = self._locks.get(ident)
+            if lock is None:
+                lock = self._locks[ident] = asyncio.Lock()
+            async with lock:
+                record = await self._store(svc, session, stored)
+        else:
+            record = await self._store(svc, session, stored)
         if all(e.id != event.id for e in session.events):
             if event.actions and event.actions.state_delta:
                 session.state.update(event.actions.state_delta)
@@ -180,6 +181,21 @@ class SessionStoreSessionService(BaseSessionService):
         return event
 
     # ------------------------------------------------------------------ helpers
+
+    async def _store(self, svc: SessionService, session: AdkSession, event: Event) -> Session:
+        """Append `event`; in strict mode only if `session` still reflects the stored version."""
+        known = self._known_version(session)
+        expected: int | None = None
+        if self.strict:
+            expected = known if known is not None else await self._check_unloaded(svc, session)
+        record = Session(session.id, session.app_name, session.user_id, version=known or 0, updated_at=_EPOCH)
+        try:
+            await svc.append_event(record, event, expected_version=expected)
+        except SessionNotFoundError as exc:
+            raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
+        except ConflictError as exc:
+            raise StaleSessionError(STALE_MESSAGE) from exc
+        return record
 
     def _to_adk(self, stored: Session) -> AdkSession:
         session = AdkSession(
