@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SessionNotFoundError
 from .factory import open_service
 from .keys import Key
 from .records import Event
@@ -114,12 +114,15 @@ class LoopThread:
 
 async def whole_history(svc: SessionService, key: Key) -> list[Event]:
     """Every stored event of a session, oldest first, read in pages (a session read is capped
-    at ``event_limit``; a framework asking for "all items" means all of them)."""
+    at ``event_limit``; a framework asking for "all items" means all of them). A session that
+    is not there has no history."""
     events: list[Event] = []
-    after: int | None = None
-    while True:
-        page = await svc.list_events(key, after_seq=after, limit=MAX_PAGE_SIZE)
-        events.extend(page.events)
-        if page.next_cursor is None or not page.events:
+    after: int | None = 0
+    while after is not None:
+        try:
+            page = await svc.list_events(key, after_seq=after, limit=MAX_PAGE_SIZE)
+        except SessionNotFoundError:
             return events
-        after = page.events[-1].seq
+        events.extend(page.events)
+        after = page.next_cursor
+    return events
