@@ -120,6 +120,6 @@ async def test_a_database_that_is_not_adks_is_refused(target):
 
 async def test_bad_target_and_missing_options():
     result = await invoke("import", "adk", "--from", "sqlite:///x.db", "--to", "memory://")
-    assert result.exit_code == 2 and "keeps nothing" in result.output
+    assert result.exit_code == 2 and "would keep nothing" in result.output
     result = await invoke("import", "adk", "--to", "sqlite:///x.db")
     assert result.exit_code == 2 and "--from" in result.output
