@@ -4,8 +4,9 @@ Each figure is measured in this one run on this machine; compare the ratios,
 not the absolute numbers.
 
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
-10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``, and issue 11's
-``write_behind`` and ``tracing`` (docs/benchmarks.md says what each measures and against what).
+10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``, issue 11's
+``write_behind`` and ``tracing``, issue 13's ``adk`` and ``agents`` (the adapters vs the
+frameworks' own SQL storage) — docs/benchmarks.md says what each measures and against what.
 Issue 16's scaling figures, which start servers of their own: ``python -m benchmarks.scaling``.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .common import DATABASES
 
@@ -30,6 +32,9 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "cleanup": [("p99_ratio", "<=", 3.0)],
     "write_behind": [("latency_ratio", ">=", 5.0), ("rate_ratio", ">=", 1.0)],
     "tracing": [("overhead_pct", "<=", 5.0)],
+    # issue 13: through each adapter vs the framework's own SQL storage (no slower than it)
+    "adk": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
+    "agents": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
 }
 """Per kind: (figure, comparison, target), the target either one number or one per database."""
 
@@ -75,7 +80,15 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "cleanup": cleanup,
         "write_behind": lambda db: bench_write_behind(db, q(400, 4000)),
         "tracing": lambda db: bench_tracing(db, q(100, 1000)),
+        "adk": lambda db: _adapters().bench_adk(db, q(100, 600), q(50, 300)),
+        "agents": lambda db: _adapters().bench_agents(db, q(100, 600), q(50, 300)),
     }
+
+
+def _adapters() -> Any:
+    from . import adapters  # needs the adk and openai-agents extras (make bench installs them)
+
+    return adapters
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -10,6 +10,8 @@ Layers, lowest first:
 - agent: the runner, models and session tools (``sessionstore.agent.*``); imports core
   (and may use the facade), never a backend, so it runs on every one;
 - facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
+- adapters: the framework adapters (``sessionstore.adapters``, ``.adk``, ``.openai_agents``,
+  ``.langchain``); import core and the facade, never the SQL internals;
 - cli: the command line (``sessionstore.cli.*``); may import anything.
 """
 
@@ -25,6 +27,7 @@ from sessionstore.sql import aiosqlite_fence
 PACKAGE = "sessionstore"
 SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 FACADE = {PACKAGE, f"{PACKAGE}.factory", f"{PACKAGE}.demo", f"{PACKAGE}.__main__", f"{PACKAGE}.sync", f"{PACKAGE}.alembic"}
+ADAPTERS = (f"{PACKAGE}.adapters", f"{PACKAGE}.adk", f"{PACKAGE}.openai_agents", f"{PACKAGE}.langchain")
 
 
 def _module_name(path: Path) -> str:
@@ -82,6 +85,8 @@ def _layer(module: str) -> str:
         return "sql"
     if module.startswith(f"{PACKAGE}.agent"):
         return "agent"
+    if any(module == a or module.startswith(a + ".") for a in ADAPTERS):
+        return "adapters"
     return "core"
 
 
@@ -90,7 +95,8 @@ ALLOWED = {
     "sql": {"core", "sql"},
     "agent": {"core", "facade", "agent"},
     "facade": {"core", "sql", "agent", "facade", "cli"},
-    "cli": {"core", "sql", "agent", "facade", "cli"},
+    "adapters": {"core", "facade", "adapters"},
+    "cli": {"core", "sql", "agent", "facade", "adapters", "cli"},
 }
 
 
@@ -119,6 +125,13 @@ def test_each_layer_imports_only_the_layers_below_it() -> None:
         if _layer(target) not in ALLOWED[_layer(module)]
     ]
     assert wrong == []
+
+
+def test_the_adapters_are_a_layer_of_their_own() -> None:
+    graph = _graph()
+    assert _layer(f"{PACKAGE}.adk.service") == "adapters"
+    assert f"{PACKAGE}.adapters" in graph[f"{PACKAGE}.adk.service"]
+    assert "sql" not in ALLOWED["adapters"]
 
 
 def test_no_import_cycles() -> None:

@@ -1,7 +1,8 @@
-"""The ``sessionstore`` command line: ``chat``, ``db …`` (the schema), ``cleanup`` (TTL), ``demo``.
+"""The ``sessionstore`` command line: ``chat``, ``db …`` (the schema), ``cleanup`` (TTL), ``import adk``, ``demo``.
 
 One typer app, assembled here from one module per command group:
 ``chat`` (docs/chat.md), ``db`` (schema commands, docs/migrations.md), ``cleanup`` (docs/ttl.md),
+``import_adk`` with ``adk_source`` (copy an ADK database, docs/adapters.md),
 ``options`` (the --url/--prefix/--schema every command shares, with defaults
 read from ServiceOptions), ``revision`` (Alembic-style positional
 revisions: ``upgrade head``, ``downgrade -1``), ``output`` (one-line errors,
@@ -16,7 +17,7 @@ import typer
 
 from .. import demo as demo_script
 from ..agent import has_openai_key
-from . import chat, cleanup, db
+from . import chat, cleanup, db, import_adk
 
 app = typer.Typer(
     name="sessionstore",
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(import_adk.app, name="import")
 cleanup.register(app)
 chat.register(app)
 
