@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "adapters.md").read_text(), re.DOTALL)
+BLOCKS = re.findall(r"```python(?: fragment)?\n(.*?)```", (ROOT / "docs" / "adapters.md").read_text(), re.DOTALL)
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=["adk", "openai_agents", "langchain"][: len(BLOCKS)])
