@@ -73,13 +73,30 @@ def _redis_server() -> str:
     return str(found)
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, and at most 55535 (Redis's limit)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class PrivateRedis:
     """One redis-server of the test's own, on a free port, with AOF on."""
 
     def __init__(self, root: Path, *, cluster: bool = False) -> None:
         self.binary = _redis_server()
         self.root = root
-        self.port = free_port()
+        self.port = cluster_port() if cluster else free_port()
         self.cluster = cluster
         self.proc: asyncio.subprocess.Process | None = None
 

@@ -80,6 +80,8 @@ class Connection:
         # redis-py refuses a call when its pool is exhausted; callers queue here instead.
         self._slots = asyncio.Semaphore(pool_size)
         self.pool_timeout = pool_timeout
+        self._ready = not is_cluster
+        self._ready_lock = asyncio.Lock()
         self.url = url
         self.is_cluster = is_cluster
         self._password = url_password(url)
@@ -96,9 +98,19 @@ class Connection:
                 f"no Redis connection to {redact(self.url)} came free within {self.pool_timeout}s (raise pool_size)"
             ) from None
         try:
+            if not self._ready:
+                await self._run(self._initialize, True)
             return await self._run(call, rerun_if_lost)
         finally:
             self._slots.release()
+
+    async def _initialize(self) -> None:
+        """A cluster client learns the slot map once, before any command: redis-py's lazy
+        initialisation races when many first commands start at once."""
+        async with self._ready_lock:
+            if not self._ready:
+                await self.client.initialize()
+                self._ready = True
 
     async def _run(self, call: Callable[[], Awaitable[T]], rerun_if_lost: bool) -> T:
         errors = self._errors
