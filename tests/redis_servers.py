@@ -166,3 +166,26 @@ async def private_cluster() -> AsyncIterator[PrivateCluster]:
             yield cluster
         finally:
             await cluster.destroy()
+
+
+async def redis_storage(svc: Any) -> dict[str, int]:
+    """What a RedisSessionService physically stores, visible or not (test_ttl_cleanup's `storage`):
+    session hashes, tombstones, events (live and tombstoned), state fields, state tombstones."""
+    client, layout = svc.connection.client, svc.layout
+    counts = dict.fromkeys(("sessions", "session_tombstones", "events", "state", "state_tombstones"), 0)
+    async for key in client.scan_iter(match=layout.scan_pattern, count=1000):
+        base = layout.tag_of(key)
+        if base is None:
+            continue
+        kind = key[len(base):].split(":", 1)[0]
+        if kind == "s":
+            counts["sessions"] += 1
+        elif kind == "ts":
+            counts["session_tombstones"] += 1
+        elif kind in ("ev", "tev"):
+            counts["events"] += await client.zcard(key)
+        elif kind in ("user", "state"):
+            counts["state"] += await client.hlen(key)
+        elif kind in ("utomb", "tomb"):
+            counts["state_tombstones"] += await client.zcard(key)
+    return counts
