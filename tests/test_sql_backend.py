@@ -803,7 +803,7 @@ def test_a_sync_driver_url_is_refused_naming_the_async_driver(url: str, async_dr
     [
         "oracle://u:{pw}@db.example/app",
         "mssql+aioodbc://u:{pw}@db.example/app",
-        "redis://u:{pw}@db.example/0",
+        "memcached://u:{pw}@db.example/0",
         "http://u:{pw}@db.example/",
         "postgresql:/u:{pw}@db.example/app",
         "u:{pw}@db.example/app",

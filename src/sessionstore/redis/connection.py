@@ -28,6 +28,12 @@ T = TypeVar("T")
 SCHEMES = {"redis": False, "rediss": False, "redis+cluster": True, "rediss+cluster": True}
 """URL schemes this backend takes, and whether each means a Redis Cluster."""
 
+CLIENT_OPTIONS = frozenset({
+    "username", "password", "client_name", "socket_timeout", "socket_connect_timeout", "socket_keepalive",
+    "health_check_interval", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname",
+})
+"""redis-py client options passed through (others are refused when the service is built, not at first use)."""
+
 CONNECT_ATTEMPTS = 5
 """Tries of an operation whose connection could not be made (a server restarting), backing off."""
 
@@ -59,6 +65,9 @@ def make_client(url: str, *, cluster: bool | None, pool_size: int = POOL_SIZE, *
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    unknown = sorted(set(client_options) - CLIENT_OPTIONS)
+    if unknown:
+        raise ConfigurationError(f"unknown options: {', '.join(unknown)}")
     if type(pool_size) is not int or pool_size < 1:
         raise ConfigurationError(f"pool_size must be a positive int, got {pool_size!r}")
     options: dict[str, Any] = {"decode_responses": True, "retry": Retry(NoBackoff(), 0), "max_connections": pool_size}
