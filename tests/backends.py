@@ -189,6 +189,7 @@ async def migrated_database(name: str) -> AsyncIterator[MigratedDb]:
 
 
 __all__ = [
-    "BACKENDS", "REDIS_BACKENDS", "SQL_BACKENDS", "Backend", "RedisBackend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
+    "BACKENDS", "REDIS_BACKENDS", "SQL_BACKENDS", "Backend", "RedisBackend",
+    "MigratedDb", "SQLBackend", "migrated_database", "provision",
     "service_factory", "sql_database",
 ]

@@ -7,6 +7,7 @@ still a dependency), relative imports resolved to module names.
 Layers, lowest first:
 - core: the contract, records, rules and the in-memory backend; imports only core;
 - sql: the SQL backend (``sessionstore.sql.*``); imports core and sql;
+- redis: the Redis backend (``sessionstore.redis.*``), a sibling of sql; imports core and redis;
 - facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
 - cli: the command line (``sessionstore.cli.*``); may import anything.
 """
@@ -78,14 +79,17 @@ def _layer(module: str) -> str:
         return "cli"
     if module.startswith(f"{PACKAGE}.sql"):
         return "sql"
+    if module.startswith(f"{PACKAGE}.redis"):
+        return "redis"
     return "core"
 
 
 ALLOWED = {
     "core": {"core"},
     "sql": {"core", "sql"},
-    "facade": {"core", "sql", "facade", "cli"},
-    "cli": {"core", "sql", "facade", "cli"},
+    "redis": {"core", "redis"},
+    "facade": {"core", "sql", "redis", "facade", "cli"},
+    "cli": {"core", "sql", "redis", "facade", "cli"},
 }
 
 
@@ -94,6 +98,8 @@ def test_the_graph_sees_the_package() -> None:
     assert {f"{PACKAGE}.service", f"{PACKAGE}.sql.service", f"{PACKAGE}.cli"} <= set(graph)
     assert f"{PACKAGE}.sql.database" in graph[f"{PACKAGE}.sql.service"]
     assert f"{PACKAGE}.records" in graph[f"{PACKAGE}.service"]
+    assert f"{PACKAGE}.redis.scripts" in graph[f"{PACKAGE}.redis.service"]
+    assert f"{PACKAGE}.redis" in graph[f"{PACKAGE}.factory"]
 
 
 def test_each_layer_imports_only_the_layers_below_it() -> None:

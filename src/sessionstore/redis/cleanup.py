@@ -88,7 +88,7 @@ async def _round(svc: RedisSessionService, now: Any, dry_run: bool, progress: Cl
         while more:
             args = [base, now_us, horizon, soft, tpx, o.cleanup_batch_size, dry]
             expired, removed, purged, more = await conn.run(
-                lambda a=args: svc.scripts["CLEAN_SESSIONS"](keys=keys, args=a), rerun_if_lost=True
+                lambda k=keys, a=args: svc.scripts["CLEAN_SESSIONS"](keys=k, args=a), rerun_if_lost=True
             )
             result.sessions_expired += expired
             result.events_removed += removed

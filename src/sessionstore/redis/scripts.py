@@ -92,7 +92,8 @@ end
 # KEYS: s st ev ei idx exp user utomb tombs n [app atomb an]
 # ARGV: base sid now expires px soft tpx upx apx, session state sets, user delta, app delta
 CREATE = PRELUDE + r"""
-local base, sid, now, expires, px, soft, tpx, upx, apx = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local base, sid, now, expires, px = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local soft, tpx, upx, apx = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local e = redis.call('HGET', KEYS[1], 'e')
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if alive(e, now) then return {0} end
@@ -123,7 +124,8 @@ return out
 # then the session, user and app deltas. An empty event_id: a state update without an event.
 # Returns {'missing'} | {'conflict', version} | {'dup', seq, member} | {'ok', seq, version}
 WRITE = PRELUDE + r"""
-local base, sid, now, expires, px, soft, tpx, upx, apx = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local base, sid, now, expires, px = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local soft, tpx, upx, apx = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local expected, limit, eid, member = ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'q')
 if m[2] == false or not alive(m[1], now) then return {'missing'} end

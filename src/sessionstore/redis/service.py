@@ -25,10 +25,19 @@ from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
 from ..state import ScopedDelta, merged_view
 from . import scripts
-from .codec import (
-    NATIVE_GRACE, decode_event, decode_events, delta_args, event_member, from_micros, live_cells, micros, millis, session_state,
-)
 from .cleanup import run_cleanup
+from .codec import (
+    NATIVE_GRACE,
+    decode_event,
+    decode_events,
+    delta_args,
+    event_member,
+    from_micros,
+    live_cells,
+    micros,
+    millis,
+    session_state,
+)
 from .connection import POOL_SIZE, POOL_TIMEOUT_S, Connection, make_client
 from .layout import KeyLayout
 
