@@ -4,8 +4,9 @@ Each figure is measured in this one run on this machine; compare the ratios,
 not the absolute numbers.
 
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
-10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``
-(docs/benchmarks.md says what each measures and against what).
+10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``,
+issue 15's ``redis`` (the Redis backend vs a raw redis-py pipeline and vs
+the --db backend; docs/benchmarks.md says what each measures and against what).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "append_delta": [("ratio", ">=", {"sqlite": 0.8, "postgresql": 0.8, "mysql": 0.7})],
     "concurrent": [("ratio", ">=", 0.7)],
     "cleanup": [("p99_ratio", "<=", 3.0)],
+    "redis": [("append_ratio", ">=", 0.7), ("get20_ratio", ">=", 0.7)],
 }
 """Per kind: (figure, comparison, target), the target either one number or one per database."""
 
@@ -50,6 +52,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
     from .delta_appends import bench_append_delta
     from .listing import bench_list
     from .reads import bench_full, bench_get20
+    from .redis_compare import bench_redis
 
     def q(small: int, full: int) -> int:
         return small if quick else full
@@ -68,6 +71,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "append_delta": lambda db: bench_append_delta(db, q(400, 2000)),
         "concurrent": lambda db: bench_concurrent(db, q(4, 16)),
         "cleanup": cleanup,
+        "redis": lambda db: bench_redis(db, q(400, 2000)),
     }
 
 
