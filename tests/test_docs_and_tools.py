@@ -22,7 +22,7 @@ def _readme_example() -> str:
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this checkout
     return subprocess.run(args, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -34,6 +34,22 @@ def test_readme_example_runs_and_prints_what_it_says(tmp_path):
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert first == "1 {'topic': 'weather', 'user:city': 'Paris'}"  # the comment in the README
+
+
+def test_history_doc_example_prints_what_its_comments_say(tmp_path):
+    """docs/history.md's example: each print's output is the comment that follows it."""
+    doc = (ROOT / "docs" / "history.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", doc, re.DOTALL)[0]
+    script = tmp_path / "history_example.py"
+    script.write_text(code)
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert len(printed) == 6, printed
+    assert printed[0] == "[1, 2] 1" and printed[1] == "['Hello Alice!'] 2"
+    assert printed[2] == "['my name is Alice'] None"
+    assert printed[3] == "[('alice', 'chat-1', 'Introductions', {'lang': 'en'})]"
+    assert printed[4:] == ["True", "1"]
 
 
 def test_demo_runs_twice_and_finds_its_data(tmp_path):

@@ -101,26 +101,27 @@ async def cli(*args: str) -> tuple[int, str, str]:
 
 
 def second_revision(tmp_path: Path) -> Path:
-    """A copy of the shipped scripts plus a revision 0002 that rebuilds the sessions table.
+    """A copy of the shipped scripts plus a revision 0003 (after the shipped head, 0002) that
+    rebuilds the sessions table.
 
-    0002 adds a NOT NULL ``title`` column, backfilled from the session id,
+    0003 adds a NOT NULL ``label`` column, backfilled from the session id,
     through batch mode: on SQLite that copies ss_sessions into a new table and
     drops the old one, which with foreign keys on would cascade-delete every
     event. The migration runner must prevent exactly that.
     """
     scripts = tmp_path / "scripts"
     shutil.copytree(script_location(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_session_title.py").write_text(textwrap.dedent('''
-        """Sessions get a title.
+    (scripts / "versions" / "0003_session_label.py").write_text(textwrap.dedent('''
+        """Sessions get a label.
 
-        Revision ID: 0002
-        Revises: 0001
+        Revision ID: 0003
+        Revises: 0002
         """
         import sqlalchemy as sa
         from alembic import op
 
-        revision = "0002"
-        down_revision = "0001"
+        revision = "0003"
+        down_revision = "0002"
         branch_labels = None
         depends_on = None
 
@@ -133,17 +134,17 @@ def second_revision(tmp_path: Path) -> Path:
         def upgrade():
             p, schema = _settings()
             with op.batch_alter_table(f"{p}sessions", schema=schema) as batch:
-                batch.add_column(sa.Column("title", sa.String(200), nullable=True))
-            sessions = sa.table(f"{p}sessions", sa.column("title"), sa.column("session_id"), schema=schema)
-            op.execute(sessions.update().values(title=sessions.c.session_id))
+                batch.add_column(sa.Column("label", sa.String(200), nullable=True))
+            sessions = sa.table(f"{p}sessions", sa.column("label"), sa.column("session_id"), schema=schema)
+            op.execute(sessions.update().values(label=sessions.c.session_id))
             with op.batch_alter_table(f"{p}sessions", schema=schema) as batch:
-                batch.alter_column("title", existing_type=sa.String(200), nullable=False)
+                batch.alter_column("label", existing_type=sa.String(200), nullable=False)
 
 
         def downgrade():
             p, schema = _settings()
             with op.batch_alter_table(f"{p}sessions", schema=schema) as batch:
-                batch.drop_column("title")
+                batch.drop_column("label")
     '''))
     return scripts
 
@@ -401,7 +402,7 @@ async def test_concurrent_auto_migrate_from_several_processes(db: Db, tmp_path: 
     n = 4
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this checkout, not the installed one
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", CONCURRENT_STARTER, db.url, str(barrier), str(n),
@@ -424,6 +425,33 @@ async def test_concurrent_auto_migrate_from_several_processes(db: Db, tmp_path: 
 # --------------------------------------------------------------------------- a later revision
 
 
+async def test_metadata_revision_upgrades_a_database_with_data_and_rolls_back(db: Db) -> None:
+    """0002 (session title, meta, the app listing index) on a database written at 0001."""
+    await migrate(db.url, revision="0001")
+    before = await fill(db.engine)
+    await migrate(db.url)
+    assert await current_revision(db.engine) == "0002"
+    assert await counts(db.engine) == before
+    assert await drift_lines(db.engine) == []
+    async with sessionstore.open_service(db.url) as svc:
+        old = await svc.get_session(sessionstore.Key("app", "u1", "s1"))
+        assert old is not None and (old.title, old.metadata) == (None, {})
+        assert old.state == {"n": 1, "text": "héllo", "app:k": [1, 2], "user:k": "v"} and len(old.events) == 5
+        await svc.set_session_metadata(old.key, title="Old chat", metadata={"from": "0001"})
+        page = await svc.list_app_sessions("app")
+        assert [(s.id, s.title, s.metadata) for s in page.sessions] == [
+            ("s1", "Old chat", {"from": "0001"}), ("s0", None, {})
+        ]
+        history = await svc.list_events(old.key, after_seq=0)
+        assert [e.content for e in history.events] == [{"text": f"turn {i}"} for i in range(1, 6)]
+    await downgrade(db.url, revision="0001")
+    assert await counts(db.engine) == before
+    assert await current_revision(db.engine) == "0001"
+    await migrate(db.url)
+    assert await counts(db.engine) == before
+    assert await drift_lines(db.engine) == []
+
+
 async def test_second_revision_upgrades_a_database_with_data_without_losing_a_row(db: Db, tmp_path: Path) -> None:
     scripts = second_revision(tmp_path)
     await migrate(db.url)
@@ -431,27 +459,27 @@ async def test_second_revision_upgrades_a_database_with_data_without_losing_a_ro
     assert before["ss_events"] == 15
 
     await migrate(db.url, scripts=scripts)
-    assert await current_revision(db.engine) == "0002"
+    assert await current_revision(db.engine) == "0003"
     assert await counts(db.engine) == before
     async with db.engine.connect() as conn:
         t = tables_for(db.engine)
-        query = select(t.sessions.c.session_id, literal_column("title")).order_by(t.sessions.c.session_id)
-        titles = (await conn.execute(query)).all()
-        assert [tuple(r) for r in titles] == [("s0", "s0"), ("s1", "s1"), ("s2", "s2")]
+        query = select(t.sessions.c.session_id, literal_column("label")).order_by(t.sessions.c.session_id)
+        labels = (await conn.execute(query)).all()
+        assert [tuple(r) for r in labels] == [("s0", "s0"), ("s1", "s1"), ("s2", "s2")]
         contents = (await conn.execute(select(t.events.c.content).order_by(t.events.c.pk))).scalars().all()
         assert contents[:2] == [{"text": "turn 1"}, {"text": "turn 2"}]
         state = await conn.scalar(select(t.sessions.c.state).where(t.sessions.c.session_id == "s1"))
         assert state == {"n": 1, "text": "héllo"}
 
     # The only difference from the models is the new column.
-    assert await drift_lines(db.engine) == ["unexpected column ss_sessions.title"]
+    assert await drift_lines(db.engine) == ["unexpected column ss_sessions.label"]
     # One revision behind the (temporary) scripts: check fails and says how to fix it.
-    await downgrade(db.url, revision="0001", scripts=scripts)
+    await downgrade(db.url, revision="0002", scripts=scripts)
     assert await counts(db.engine) == before
     assert await drift_lines(db.engine) == []  # the rebuilt table has its partial index back
     code, out, _ = await cli("db", "check", "--url", db.url, "--scripts", str(scripts))
     assert code == 1
-    assert "at revision 0001, this version needs 0002" in out
+    assert "at revision 0002, this version needs 0003" in out
     assert "sessionstore db upgrade --url" in out
 
     await migrate(db.engine, scripts=scripts)
@@ -503,16 +531,16 @@ async def test_cli_takes_the_url_from_the_environment(db: Db, monkeypatch: pytes
 
 
 async def test_cli_revisions_positionally_as_alembic_users_type_them(db: Db) -> None:
-    """``upgrade +1``, ``downgrade -1`` (from the only revision: base), ``downgrade base``, ``stamp head``."""
+    """``upgrade +1``, ``downgrade -1`` (from the first revision: base), ``downgrade base``, ``stamp head``."""
     head = head_revision()
     code, out, err = await cli("db", "upgrade", "+1", "--url", db.url)
     assert code == 0, err
-    assert f"from an empty schema to {head}" in out
+    assert "from an empty schema to 0001" in out
     assert ours() <= await table_names(db.engine)
 
     code, out, err = await cli("db", "downgrade", "-1", "--url", db.url)  # Alembic: -1 from the first revision is base
     assert code == 0, err
-    assert f"from {head} to base (no sessionstore tables)" in out
+    assert "from 0001 to base (no sessionstore tables)" in out
     assert await current_revision(db.engine) is None
     assert not ours() & await table_names(db.engine)
 
@@ -526,7 +554,7 @@ async def test_cli_revisions_positionally_as_alembic_users_type_them(db: Db) -> 
     assert not ours() & await table_names(db.engine)
 
     code, out, err = await cli("db", "upgrade", "--url", db.url, "--revision", "+1")  # the older spelling
-    assert code == 0 and await current_revision(db.engine) == head, err
+    assert code == 0 and await current_revision(db.engine) == "0001", err
     code, out, err = await cli("db", "downgrade", "--url", db.url, "--revision", "-1")
     assert code == 0 and await current_revision(db.engine) is None, err
 
@@ -543,21 +571,21 @@ async def test_cli_revisions_positionally_as_alembic_users_type_them(db: Db) -> 
 
 async def test_cli_relative_steps_walk_two_revisions_and_keep_the_rows(db: Db, tmp_path: Path) -> None:
     scripts = str(second_revision(tmp_path))
-    await migrate(db.url)  # 0001, filled, then 0002
+    await migrate(db.url)  # 0002 (the shipped head), filled, then 0003
     before = await fill(db.engine)
     await migrate(db.url, scripts=scripts)
 
     code, out, err = await cli("db", "downgrade", "-1", "--url", db.url, "--scripts", scripts)
-    assert code == 0 and "from 0002 to 0001" in out, err
+    assert code == 0 and "from 0003 to 0002" in out, err
     assert await counts(db.engine) == before
     code, out, err = await cli("db", "upgrade", "+1", "--url", db.url, "--scripts", scripts)
-    assert code == 0 and "from 0001 to 0002" in out, err
+    assert code == 0 and "from 0002 to 0003" in out, err
     assert await counts(db.engine) == before
 
     # Past either end, or the wrong way: one line that says where the database is; nothing changes.
     for args, message in [
-        (("upgrade", "+1"), "cannot upgrade +1 from revision 0002: it is the newest revision (head)"),
-        (("downgrade", "-3"), "cannot downgrade -3 from revision 0002: only 2 step(s) down to base"),
+        (("upgrade", "+1"), "cannot upgrade +1 from revision 0003: it is the newest revision (head)"),
+        (("downgrade", "-4"), "cannot downgrade -4 from revision 0003: only 3 step(s) down to base"),
         (("upgrade", "-1"), "upgrade -1 would go back: use `sessionstore db downgrade -1`"),
         (("downgrade", "+1"), "downgrade +1 would go forward"),
         (("stamp", "-1"), "stamp records a revision id, head or base"),
@@ -565,10 +593,10 @@ async def test_cli_relative_steps_walk_two_revisions_and_keep_the_rows(db: Db, t
         code, out, err = await cli("db", *args, "--url", db.url, "--scripts", scripts)
         assert (code, out) == (2, ""), (args, out, err)
         assert err.startswith(f"error: {message}") and err.count("\n") == 1, (args, err)
-    assert await current_revision(db.engine) == "0002"
+    assert await current_revision(db.engine) == "0003"
 
-    code, out, err = await cli("db", "downgrade", "-2", "--url", db.url, "--scripts", scripts)
-    assert code == 0 and "from 0002 to base" in out, err
+    code, out, err = await cli("db", "downgrade", "-3", "--url", db.url, "--scripts", scripts)
+    assert code == 0 and "from 0003 to base" in out, err
     assert not ours() & await table_names(db.engine)
     code, out, err = await cli("db", "downgrade", "-1", "--url", db.url, "--scripts", scripts)
     assert code == 2 and "nothing is installed" in err
@@ -621,7 +649,9 @@ async def test_upgrade_sql_prints_the_ddl_without_connecting(kind: str) -> None:
         assert expected in out, expected
     assert "CREATE TABLE alembic_version" not in out
     version_table = "app.ss_alembic_version" if kind == "postgresql" else "ss_alembic_version"
-    assert f"INSERT INTO {version_table} (version_num) VALUES ('{head_revision()}')" in out
+    assert f"INSERT INTO {version_table} (version_num) VALUES ('0001')" in out
+    assert f"UPDATE {version_table} SET version_num='{head_revision()}'" in out
+    assert "sessions_app_recent" in out  # revision 0002's DDL too
 
     code, out, err = await cli("db", "downgrade", "--sql", "--url", url, "--revision", f"{head_revision()}:base")
     assert code == 0, err

@@ -698,6 +698,53 @@ async def test_list_sessions_pages_walk_the_recent_index(db: Db, open_svc: OpenS
     assert seen == [f"s{i:04d}" for i in range(1499, 1199, -1)]
 
 
+async def test_list_app_sessions_pages_walk_the_app_recent_index(db: Db, open_svc: OpenService, app: str) -> None:
+    """list_app_sessions reads the sessions table (twice: the page, and again for its users'
+    state) backwards through (app_name, updated_at, session_id, user_id), never sorting."""
+    svc = await open_svc()
+    s = svc.tables.sessions
+    rows_ = [
+        {"app_name": f"{app}{a}", "user_id": f"u{u}", "session_id": f"s{i:04d}", "state": {}, "version": 0,
+         "last_seq": 0, "created_at": T0, "updated_at": T0 + timedelta(seconds=i // 2)}  # ties: by id, then user
+        for a in range(3) for u in range(4) for i in range(500)
+    ]
+    async with svc.engine.begin() as conn:
+        await conn.execute(insert(s), rows_)
+    await analyze(svc, db.kind, s)
+
+    index = f"{svc.table_prefix}sessions_app_recent"
+    t = svc._tx_class.time
+    params = {"app_name": f"{app}1", "now": t(T0 + timedelta(days=1)), "limit": 51}
+    cursor_params = {"c_updated": t(T0 + timedelta(seconds=200)), "c_id": "s0400", "c_user": "u2"}
+    for after in (False, True):
+        plan = await explain(svc, db.kind, svc.r.app_page[after], params | (cursor_params if after else {}))
+        if db.kind == "postgresql":
+            nodes = _pg_nodes(plan)
+            scans = [n for n in nodes if n.get("Relation Name") == db_table_name(svc, s).split(".")[-1]]
+            assert len(scans) == 2, [(n["Node Type"], n.get("Alias"), n.get("Index Name")) for n in nodes]
+            for scan in scans:
+                assert scan["Node Type"] in ("Index Scan", "Index Only Scan") and scan["Index Name"] == index, scan
+                assert scan["Scan Direction"] == "Backward", scan
+            assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in nodes}, nodes
+        elif db.kind == "mysql":
+            scans = [r for r in plan if r["table"] == "s"]
+            assert len(scans) == 2 and all(r["key"] == index for r in scans), plan
+            assert not any("filesort" in (r["Extra"] or "").lower() for r in plan), plan
+        else:
+            searches = [d for d in plan if d.startswith("SEARCH s ")]
+            assert len(searches) == 2 and all(f"USING INDEX {index} " in d + " " for d in searches), plan
+            assert not any(d.startswith("SCAN s") for d in plan), plan
+            assert not any("TEMP B-TREE FOR ORDER BY" in d for d in plan), plan
+
+    # The pages are the keyset walk: newest first, then id, then user, descending.
+    seen, cursor = [], None
+    for _ in range(3):
+        page = await svc.list_app_sessions(f"{app}1", limit=100, cursor=cursor)
+        seen += [(x.id, x.user_id) for x in page.sessions]
+        cursor = page.next_cursor
+    assert seen == [(f"s{i:04d}", f"u{u}") for i in range(499, 424, -1) for u in range(3, -1, -1)]
+
+
 # --------------------------------------------------------------------------- event size
 
 

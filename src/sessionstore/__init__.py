@@ -20,12 +20,14 @@ from .errors import (
 from .factory import open_service
 from .keys import Key, UserKey
 from .memory import InMemorySessionService
+from .metadata import UNSET
 from .options import ServiceOptions
 from .records import (
     CLEANUP_STEPS,
     CleanupProgress,
     CleanupResult,
     Event,
+    EventPage,
     Session,
     SessionPage,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "Event",
+    "EventPage",
     "EventTooLargeError",
     "InMemorySessionService",
     "InvalidArgumentError",
@@ -62,6 +65,7 @@ __all__ = [
     "SessionService",
     "SessionStoreError",
     "StateValueError",
+    "UNSET",
     "UserKey",
     "migrate",
     "open_service",

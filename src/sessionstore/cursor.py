@@ -1,4 +1,9 @@
-"""Opaque keyset cursors for list_sessions: (updated_at, session_id) of the last row shown.
+"""Opaque keyset cursors for list_sessions and list_app_sessions: the sort key of the last row shown.
+
+list_sessions orders one user's sessions by (updated_at, session_id);
+list_app_sessions orders an app's sessions of every user by (updated_at,
+session_id, user_id), since two users may hold the same session id. Its
+cursors carry the user id too, and neither method accepts the other's.
 
 A cursor comes back from the caller, so decoding checks it like any input:
 a time the service could have stored and a session id that follows the id
@@ -24,25 +29,40 @@ from .timestamps import utc_if_storable
 class Cursor:
     updated_at: datetime
     session_id: str
+    user_id: str | None = None
+    """Set in list_app_sessions' cursors only."""
 
     def encode(self) -> str:
-        raw = orjson.dumps([self.updated_at.isoformat(), self.session_id])
+        parts = [self.updated_at.isoformat(), self.session_id]
+        if self.user_id is not None:
+            parts.append(self.user_id)
+        raw = orjson.dumps(parts)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: object) -> Cursor:
+    def decode(cls, text: object, *, across_users: bool = False) -> Cursor:
+        """The cursor `text` encodes; `across_users`: one of list_app_sessions' (with a user id)."""
+        method = "list_app_sessions" if across_users else "list_sessions"
         if not isinstance(text, str) or not text:
             raise InvalidCursorError("cursor must be a non-empty str from a previous SessionPage")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            stamp, session_id = orjson.loads(raw)
+            parts = orjson.loads(raw)
+            if not isinstance(parts, list) or len(parts) != (3 if across_users else 2):
+                raise ValueError("wrong shape")
+            stamp, session_id, *user = parts
             updated_at = utc_if_storable(datetime.fromisoformat(stamp))
             check_identifier(session_id, "cursor session id", error=ValueError)
+            for user_id in user:
+                check_identifier(user_id, "cursor user id", error=ValueError)
         except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
-            raise InvalidCursorError("cursor is not one that list_sessions produced") from None
+            raise InvalidCursorError(f"cursor is not one that {method} produced") from None
         if updated_at is None:  # naive, or a time no backend stores
-            raise InvalidCursorError("cursor is not one that list_sessions produced")
-        return cls(updated_at, session_id)
+            raise InvalidCursorError(f"cursor is not one that {method} produced")
+        return cls(updated_at, session_id, user[0] if user else None)
 
     def sort_key(self) -> tuple[datetime, str]:
         return (self.updated_at, self.session_id)
+
+    def app_sort_key(self) -> tuple[datetime, str, str]:
+        return (self.updated_at, self.session_id, self.user_id or "")

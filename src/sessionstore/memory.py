@@ -19,6 +19,7 @@ from .cursor import Cursor
 from .errors import ConflictError, SessionExistsError, SessionNotFoundError
 from .events import PreparedEvent, copy_delta, copy_event
 from .keys import Key, UserKey
+from .metadata import Unset, apply_metadata
 from .options import ServiceOptions, expiry
 from .records import CleanupProgress, CleanupResult, Event, Session
 from .service import SessionService
@@ -46,6 +47,8 @@ class _StoredSession:
     last_seq: int = 0
     events: list[Event] = field(default_factory=list)
     event_ids: dict[str, Event] = field(default_factory=dict)
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _alive(expires_at: datetime | None, now: datetime) -> bool:
@@ -114,23 +117,35 @@ class InMemorySessionService(SessionService):
     async def _delete_session(self, key: Key, now: datetime) -> None:
         self._retire(key, now)
 
+    async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
+        rows = [
+            ((stored.updated_at, key.session_id, key.user_id), key, stored)
+            for key, stored in self._sessions.items()
+            if key.app_name == app_name
+            and _alive(stored.expires_at, now)
+            and (after is None or (stored.updated_at, key.session_id, key.user_id) < after.app_sort_key())
+        ]
+        rows.sort(key=lambda row: row[0], reverse=True)
+        return [self._view(key, stored, [], now) for _, key, stored in rows[:limit]]
+
+    async def _set_session_metadata(
+        self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime
+    ) -> None:
+        stored = self._must(key, now)
+        if not isinstance(title, Unset):
+            stored.title = title
+        apply_metadata(stored.metadata, delta)
+
     # ------------------------------------------------------------------ events
 
     async def _append_event(
         self, key: Key, prepared: PreparedEvent, expected_version: int | None, now: datetime, known_version: int
     ) -> tuple[Event, int, bool]:
-        stored = self._active(key, now)
-        if stored is None:
-            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        stored = self._must(key, now)
         duplicate = stored.event_ids.get(prepared.event.id)
         if duplicate is not None:
             return copy_event(duplicate), stored.version, True
-        if expected_version is not None and expected_version != stored.version:
-            raise ConflictError(
-                f"session {key.session_id!r} is at version {stored.version}, not {expected_version}",
-                expected=expected_version,
-                actual=stored.version,
-            )
+        self._check_version(key, stored, expected_version)
         stored.last_seq += 1
         event = prepared.event
         event.seq = stored.last_seq
@@ -141,6 +156,57 @@ class InMemorySessionService(SessionService):
         self._apply_shared(prepared.scoped, key.app_name, key.user_id, now)
         self._touch(stored, now)
         return copy_event(event), stored.version, False
+
+    async def _append_events(
+        self, key: Key, prepared: list[PreparedEvent], expected_version: int | None, now: datetime
+    ) -> tuple[list[Event], int, list[bool]]:
+        stored = self._must(key, now)
+        known = [stored.event_ids.get(p.event.id) for p in prepared]
+        if all(e is not None for e in known):  # a retried batch: no conflict, nothing stored again
+            return [copy_event(e) for e in known if e is not None], stored.version, [True] * len(prepared)
+        self._check_version(key, stored, expected_version)
+        result: list[Event] = []
+        for p, already in zip(prepared, known, strict=True):
+            if already is not None:
+                result.append(copy_event(already))
+                continue
+            stored.last_seq += 1
+            event = p.event
+            event.seq = stored.last_seq
+            stored.events.append(event)
+            stored.event_ids[event.id] = event
+            apply_delta(stored.state, copy_delta(p.scoped.session))
+            self._apply_shared(p.scoped, key.app_name, key.user_id, now)
+            result.append(copy_event(event))
+        self._trim(stored)
+        self._touch(stored, now)
+        return result, stored.version, [e is not None for e in known]
+
+    async def _delete_event(self, key: Key, event_id: str, now: datetime) -> bool:
+        stored = self._active(key, now)
+        if stored is None or stored.event_ids.pop(event_id, None) is None:
+            return False
+        stored.events = [e for e in stored.events if e.id != event_id]
+        return True
+
+    async def _list_events(
+        self, key: Key, after_seq: int | None, before_seq: int | None, limit: int, forward: bool, now: datetime
+    ) -> list[Event]:
+        stored = self._must(key, now)
+        low = -1 if after_seq is None else after_seq
+        high = None if before_seq is None else before_seq
+        chosen = [e for e in stored.events if (e.seq or 0) > low and (high is None or (e.seq or 0) < high)]
+        if not forward:
+            chosen.reverse()
+        return [copy_event(e) for e in chosen[:limit]]
+
+    async def _trim_events(self, key: Key, keep_last: int, now: datetime) -> int:
+        stored = self._must(key, now)
+        excess = max(0, len(stored.events) - keep_last)
+        for old in stored.events[:excess]:
+            del stored.event_ids[old.id]
+        del stored.events[:excess]
+        return excess
 
     # ------------------------------------------------------------------ state
 
@@ -222,6 +288,21 @@ class InMemorySessionService(SessionService):
             return None
         return stored
 
+    def _must(self, key: Key, now: datetime) -> _StoredSession:
+        stored = self._active(key, now)
+        if stored is None:
+            raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        return stored
+
+    @staticmethod
+    def _check_version(key: Key, stored: _StoredSession, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != stored.version:
+            raise ConflictError(
+                f"session {key.session_id!r} is at version {stored.version}, not {expected_version}",
+                expected=expected_version,
+                actual=stored.version,
+            )
+
     def _retire(self, key: Key, now: datetime) -> None:
         """Remove whatever row holds `key` (active or expired), keeping a tombstone if soft_delete."""
         stored = self._sessions.pop(key, None)
@@ -266,6 +347,8 @@ class InMemorySessionService(SessionService):
             version=stored.version,
             created_at=stored.created_at,
             updated_at=stored.updated_at,
+            title=stored.title,
+            metadata=jsonvalue.copy_json(stored.metadata),
         )
 
 

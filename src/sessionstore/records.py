@@ -1,4 +1,4 @@
-"""The records the service reads and writes: Event, Session, SessionPage, CleanupResult."""
+"""The records the service reads and writes: Event, Session, SessionPage, EventPage, CleanupResult."""
 
 from __future__ import annotations
 
@@ -42,7 +42,12 @@ class Event:
 
 @dataclass(slots=True)
 class Session:
-    """A conversation: its merged state view, its (newest) events and its version."""
+    """A conversation: its merged state view, its (newest) events and its version.
+
+    `title` and `metadata` describe the session for people and tools (a chat's
+    session list, a link to an earlier session); set them with
+    ``set_session_metadata``. They are not state: events never change them.
+    """
 
     id: str
     app_name: str
@@ -52,6 +57,8 @@ class Session:
     version: int = 0
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> Key:
@@ -66,6 +73,19 @@ class SessionPage:
 
     sessions: list[Session]
     next_cursor: str | None
+
+
+@dataclass(slots=True)
+class EventPage:
+    """One page of list_events: stored events, always in ascending seq order.
+
+    ``next_cursor`` is the seq to pass back, in the same argument that asked
+    for this page (``after_seq`` going forward, ``before_seq`` going back), to
+    get the next page in that direction; None when there is nothing further.
+    """
+
+    events: list[Event]
+    next_cursor: int | None
 
 @dataclass(slots=True)
 class CleanupResult:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import bisect
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .arguments import MAX_PAGE_SIZE, add_in_seq_order, checked_key, checked_limit, checked_user_key
 from .cursor import Cursor
 from .errors import InvalidArgumentError, InvalidKeyError
 from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .keys import Key, UserKey, check_identifier
 from .options import ServiceOptions
 from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
+from .service_history import HistoryAndMetadata
 from .state import (
     DELETE,
     ScopedDelta,
@@ -35,10 +36,10 @@ from .timestamps import storable_utc
 
 log = logging.getLogger("sessionstore")
 
-MAX_PAGE_SIZE = 1000
+__all__ = ["MAX_PAGE_SIZE", "SessionService"]
 
 
-class SessionService(abc.ABC):
+class SessionService(HistoryAndMetadata):
     """Durable sessions, events and app/user/session state behind one async interface.
 
     Use as ``async with svc:`` (starts and stops the background cleanup job),
@@ -97,7 +98,7 @@ class SessionService(abc.ABC):
         shared scopes, ``temp:`` keys are dropped. Raises SessionExistsError if
         the id is taken by an active session (expired or deleted ids are reusable).
         """
-        key = _key(key)
+        key = checked_key(key)
         if not key.session_id:
             key = Key(key.app_name, key.user_id, new_id())
         scoped = split_initial_state(state)
@@ -115,7 +116,7 @@ class SessionService(abc.ABC):
         ``event_num=N`` keeps the newest N events, ``after=t`` those with
         timestamp >= t; both: the newest N of those. Never more than event_limit.
         """
-        key = _key(key).require_session_id()
+        key = checked_key(key).require_session_id()
         limit = self.options.event_limit
         if event_num is not None:
             if type(event_num) is not int or event_num < 0:
@@ -136,9 +137,8 @@ class SessionService(abc.ABC):
 
         Pass ``page.next_cursor`` back to get the next page; it is None on the last one.
         """
-        user_key = _user_key(user_key)
-        if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidArgumentError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+        user_key = checked_user_key(user_key)
+        checked_limit(limit)
         after = Cursor.decode(cursor) if cursor is not None else None
         sessions = await self._list_sessions(user_key, limit + 1, after, self._now())
         if len(sessions) <= limit:
@@ -149,7 +149,7 @@ class SessionService(abc.ABC):
 
     async def delete_session(self, key: Key) -> None:
         """Delete a session and its events. Deleting a missing session does nothing."""
-        key = _key(key).require_session_id()
+        key = checked_key(key).require_session_id()
         await self._delete_session(key, self._now())
 
     # ------------------------------------------------------------------ events
@@ -187,7 +187,7 @@ class SessionService(abc.ABC):
         stored, version, duplicate = await self._append_event(key, prepared, expected_version, now, known_version)
         if not duplicate:
             # (a copy from the JSON already serialised when the backend stored the prepared event)
-            _add_in_seq_order(session.events, prepared.copy() if stored is prepared.event else copy_event(stored))
+            add_in_seq_order(session.events, prepared.copy() if stored is prepared.event else copy_event(stored))
             apply_delta(session.state, caller_delta)
             session.version = max(session.version, version)  # replies may arrive out of commit order
             session.updated_at = max(session.updated_at, now)
@@ -195,7 +195,7 @@ class SessionService(abc.ABC):
             # A retry whose first attempt committed but whose reply was lost: the
             # caller's object gets the event, but not the current version, which
             # may include other writers' changes it has not seen.
-            _add_in_seq_order(session.events, copy_event(stored))
+            add_in_seq_order(session.events, copy_event(stored))
             apply_delta(session.state, caller_delta)
         return stored
 
@@ -206,7 +206,7 @@ class SessionService(abc.ABC):
 
         Raises SessionNotFoundError if the session is not active. Bumps the version.
         """
-        key = _key(key).require_session_id()
+        key = checked_key(key).require_session_id()
         scoped = split_delta(delta)
         await self._update_session_state(key, scoped, self._now())
 
@@ -228,18 +228,18 @@ class SessionService(abc.ABC):
 
     async def update_user_state(self, user_key: UserKey, delta: Mapping[str, Any]) -> None:
         """Apply a delta of bare keys to the user's state, shared by all their sessions."""
-        user_key = _user_key(user_key)
+        user_key = checked_user_key(user_key)
         scoped = ScopedDelta(user=check_bare_delta(delta))
         await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
 
     async def list_user_state(self, user_key: UserKey) -> dict[str, Any]:
         """The user's state, bare keys (a session read shows them as ``user:<key>``)."""
-        user_key = _user_key(user_key)
+        user_key = checked_user_key(user_key)
         return await self._list_user_state(user_key, self._now())
 
     async def delete_user_state(self, user_key: UserKey, key: str) -> None:
         """Remove one key of the user's state (no-op if absent)."""
-        user_key = _user_key(user_key)
+        user_key = checked_user_key(user_key)
         scoped = ScopedDelta(user={check_state_key(key): DELETE})
         await self._update_shared_state(scoped, user_key.app_name, user_key.user_id, self._now())
 
@@ -314,25 +314,3 @@ class SessionService(abc.ABC):
 
     @abc.abstractmethod
     async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]: ...
-
-
-def _add_in_seq_order(events: list[Event], event: Event) -> None:
-    """Add a stored event to a caller's list, keeping seq order (replies may arrive out of order)."""
-    if not events or (events[-1].seq or 0) < (event.seq or 0):
-        events.append(event)
-    else:
-        bisect.insort(events, event, key=lambda e: e.seq or 0)
-
-
-def _key(key: object) -> Key:
-    if not isinstance(key, Key):
-        raise InvalidKeyError(f"expected a Key, got {type(key).__name__}")
-    return key
-
-
-def _user_key(user_key: object) -> UserKey:
-    if isinstance(user_key, Key):  # a session's Key addresses its user too
-        return user_key.user_key
-    if not isinstance(user_key, UserKey):
-        raise InvalidKeyError(f"expected a UserKey, got {type(user_key).__name__}")
-    return user_key

@@ -96,7 +96,7 @@ class SessionWrites:
             key=key, prepared=prepared, now=now, stamp=stamp,
             owner={"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id},
             expires_at=at(expiry(now, self.options.session_ttl)),
-            row=_event_row(prepared, at(prepared.event.timestamp), stamp),
+            row=event_row(prepared, at(prepared.event.timestamp), stamp),
         )
         if self.w.append_in_one is not None:
             fast = await self._append_in_one(call, expected_version)
@@ -346,7 +346,7 @@ class _AlreadyStored(Exception):  # noqa: N818 - a control-flow signal inside th
     """Internal: the event id is already stored in the session; roll back and return that event."""
 
 
-def _event_row(prepared: PreparedEvent, timestamp: Any, stamp: Any) -> dict[str, Any]:
+def event_row(prepared: PreparedEvent, timestamp: Any, stamp: Any) -> dict[str, Any]:
     """The event's column values as the hand-written SQL binds them (all but session_pk and seq);
     `timestamp` is the event's and `stamp` the time of the write, as the driver stores them."""
     event = prepared.event
@@ -365,4 +365,4 @@ def _json(value: Any) -> Any:
     return jsonvalue.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-__all__ = ["SessionWrites", "lock_order"]
+__all__ = ["SessionWrites", "event_row", "lock_order"]

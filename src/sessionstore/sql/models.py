@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, MetaData, Table, text
+from sqlalchemy import Column, ForeignKey, Index, MetaData, Table, Text, text
 from sqlalchemy.schema import SchemaItem
 
 from .column_types import BigId, Identifier, JSONDoc, UTCDateTime
@@ -85,10 +85,15 @@ def build_tables(rules: DialectRules, prefix: str = DEFAULT_PREFIX, schema: str 
         Column("state", JSONDoc(), nullable=False),
         Column("version", BigId(), nullable=False, server_default=text("0")),
         Column("last_seq", BigId(), nullable=False, server_default=text("0")),
+        # Added by revision 0002: NULL title = none, NULL meta = {} (rows from before 0002).
+        Column("title", Text(), nullable=True),
+        Column("meta", JSONDoc(), nullable=True),
         # SQLite would otherwise hand a hard-deleted session's rowid to the next one.
         sqlite_autoincrement=True,
     )
     Index(f"{p}sessions_recent", sessions.c.app_name, sessions.c.user_id, sessions.c.updated_at, sessions.c.session_id)
+    # list_app_sessions: an app's sessions of every user, newest first (revision 0002).
+    Index(f"{p}sessions_app_recent", sessions.c.app_name, sessions.c.updated_at, sessions.c.session_id, sessions.c.user_id)
 
     def session_ref() -> Column[Any]:
         return Column("session_pk", BigId(), ForeignKey(session_fk, ondelete="CASCADE"), nullable=False)

@@ -15,10 +15,11 @@ row belongs to:
 kind  columns used
 ====  =========================================================================
 0     session: n1 pk (or its row number in a list page), n2 version, n3 last_seq,
-      t1 created_at, t2 updated_at, s1 session_id, j1 state
+      t1 created_at, t2 updated_at, s1 session_id, s2 title, s3 user_id
+      (list pages), j1 state, j2 meta
 1     event: n1 seq, t1 timestamp, s1 event_id, s2 author, s3 invocation_id,
       s4 branch, j1 content, j2 state_delta, j3 state_removed, j4 meta
-2, 3  app / user state: s1 state_key, j1 value
+2, 3  app / user state: s1 state_key, j1 value, s3 user_id (user state in list pages)
 ====  =========================================================================
 
 List pages and state reads use only the columns they need (``_NARROW``).
@@ -37,7 +38,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Dialect
 
-from ..keys import Key, UserKey
+from ..keys import Key
 from ..records import Event, Session
 from ..state import DELETE, merged_view
 from .dialects import DialectRules
@@ -48,7 +49,7 @@ Decode = Callable[[Any], Any]
 
 _COLUMNS = ("kind", "n1", "n2", "n3", "t1", "t2", "s1", "s2", "s3", "s4", "j1", "j2", "j3", "j4")
 """A session read's columns (events need the most)."""
-_NARROW = ("kind", "n1", "n2", "t1", "t2", "s1", "j1")
+_NARROW = ("kind", "n1", "n2", "t1", "t2", "s1", "j1", "s2", "s3", "j2")
 """A list page's and a state read's: every column a row carries is parsed, NULL or not, and
 a pure-Python driver (aiomysql) pays for each."""
 SESSION, EVENT, APP, USER = 0, 1, 2, 3
@@ -82,14 +83,14 @@ class ReadSQL:
                 _part(APP, f"{app_state} a", f"a.app_name = :app_name AND {alive('a')}", layout, s1="a.state_key", j1="a.value"),
                 _part(
                     USER, f"{user_state} u", f"u.app_name = :app_name AND u.user_id = :user_id AND {alive('u')}", layout,
-                    s1="u.state_key", j1="u.value",
+                    s1="u.state_key", j1="u.value", s3="u.user_id",
                 ),
             ]
 
         shared, narrow_shared = shared_parts(_COLUMNS), shared_parts(_NARROW)
         session_part = _part(
             SESSION, f"{sessions} s", live, n1="s.pk", n2="s.version", n3="s.last_seq",
-            t1="s.created_at", t2="s.updated_at", s1="s.session_id", j1="s.state",
+            t1="s.created_at", t2="s.updated_at", s1="s.session_id", j1="s.state", s2="s.title", j2="s.meta",
         )
 
         def newest_events(after: bool) -> str:
@@ -116,28 +117,66 @@ class ReadSQL:
         self.session_only = sql(union.join([session_part, *shared]))
         """session row + shared state, for event_num=0."""
 
-        def page(after_cursor: bool) -> str:
-            keyset = (
-                " AND (s.updated_at < :c_updated OR (s.updated_at = :c_updated AND s.session_id < :c_id))"
-                if after_cursor else ""
-            )
-            order = "ORDER BY s.updated_at DESC, s.session_id DESC"
+        def page(after_cursor: bool, across_users: bool) -> list[str]:
+            """A page of one user's sessions (or, `across_users`, of an app's), newest first, with
+            the shared state: the app's, and the user state of every user on the page."""
+            if across_users:
+                owner, order = "s.app_name = :app_name", "ORDER BY s.updated_at DESC, s.session_id DESC, s.user_id DESC"
+                tie = "(s.session_id < :c_id OR (s.session_id = :c_id AND s.user_id < :c_user))"
+            else:
+                owner, order = "s.app_name = :app_name AND s.user_id = :user_id", "ORDER BY s.updated_at DESC, s.session_id DESC"
+                tie = "s.session_id < :c_id"
+            keyset = f" AND (s.updated_at < :c_updated OR (s.updated_at = :c_updated AND {tie}))" if after_cursor else ""
             # Where ids compare as code points, Python can restore the database's order from
-            # (updated_at, session_id); elsewhere (PostgreSQL's collations) each row carries its
-            # position. (A window function would cost MySQL/MariaDB a scan and a sort.)
+            # (updated_at, session_id, user_id); elsewhere (PostgreSQL's collations) each row carries
+            # its position. (A window function would cost MySQL/MariaDB a scan and a sort.)
             position = "NULL" if rules.ids_sort_as_code_points else f"ROW_NUMBER() OVER ({order})"
             inner = (
-                f"SELECT {position} AS n, s.session_id, s.version, s.created_at, s.updated_at, s.state FROM {sessions} s "
-                f"WHERE s.app_name = :app_name AND s.user_id = :user_id AND {alive('s')}{keyset} {order} LIMIT :limit"
+                f"SELECT {position} AS n, s.session_id, s.user_id, s.version, s.created_at, s.updated_at, s.state, "
+                f"s.title, s.meta FROM {sessions} s WHERE {owner} AND {alive('s')}{keyset} {order} LIMIT :limit"
             )
-            return _part(
+            sessions_part = _part(
                 SESSION, f"({inner}) x", "", _NARROW, n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
-                s1="x.session_id", j1="x.state",
+                s1="x.session_id", j1="x.state", s2="x.title", s3="x.user_id", j2="x.meta",
             )
+            if not across_users:
+                return [sessions_part, *narrow_shared]
+            # The user state of the page's users: the page again (same parameters), as a semi-join
+            # (through a derived table: MySQL takes no LIMIT directly in an IN subquery).
+            users = f"u.app_name = :app_name AND u.user_id IN (SELECT y.user_id FROM ({inner}) y) AND {alive('u')}"
+            user_part = _part(
+                USER, f"{user_state} u", users, _NARROW, s1="u.state_key", j1="u.value", s3="u.user_id",
+            )
+            return [sessions_part, narrow_shared[0], user_part]
 
         self.page_in_position_order = not rules.ids_sort_as_code_points
-        self.page: dict[bool, NativeSQL] = {c: sql(union.join([page(c), *narrow_shared])) for c in (False, True)}
+        self.page: dict[bool, NativeSQL] = {c: sql(union.join(page(c, False))) for c in (False, True)}
         """one page of a user's sessions (+ keyset cursor) + shared state, by ``cursor is not None``."""
+        self.app_page: dict[bool, NativeSQL] = {c: sql(union.join(page(c, True))) for c in (False, True)}
+        """one page of an app's sessions of every user (+ keyset cursor) + the app's and those users' state."""
+
+        def events_page(forward: bool) -> str:
+            # One page of history through the (session_pk, seq) index, either way; the session row
+            # says whether the session is there at all (an empty page is not a missing session).
+            order = "ASC" if forward else "DESC"
+            inner = (
+                "SELECT e.seq, e.timestamp, e.event_id, e.author, e.invocation_id, e.branch, e.content, "
+                f"e.state_delta, e.state_removed, e.meta FROM {events} e "
+                f"WHERE e.session_pk = (SELECT s.pk FROM {sessions} s WHERE {live}) "
+                f"AND e.seq > :after_seq AND e.seq < :before_seq ORDER BY e.seq {order} LIMIT :limit"
+            )
+            return union.join([
+                _part(SESSION, f"{sessions} s", live, n1="s.pk"),
+                _part(
+                    EVENT, f"({inner}) x", "", n1="x.seq", t1="x.timestamp", s1="x.event_id", s2="x.author",
+                    s3="x.invocation_id", s4="x.branch", j1="x.content", j2="x.state_delta", j3="x.state_removed",
+                    j4="x.meta",
+                ),
+            ])
+
+        self.events_page: dict[bool, NativeSQL] = {f: sql(events_page(f)) for f in (False, True)}
+        """the session row + one page of its events with after_seq < seq < before_seq, by ``forward``."""
+        self.events_by_id = _EventsById(sessions, events, live, sql)
         self.app_state = sql(narrow_shared[0])
         self.user_state = sql(narrow_shared[1])
 
@@ -170,33 +209,84 @@ def decode_session(rows: Sequence[DriverRow], driver: type[DriverTx], key: Key) 
         id=key.session_id, app_name=key.app_name, user_id=key.user_id,
         state=merged_view(json(head[10]), app, user), events=[e for _, e in events], version=head[2],
         created_at=time(head[4]), updated_at=time(head[5]),
+        title=None if head[7] is None else text(head[7]), metadata=_meta(json, head[11]),
     )
     return session, head[1]
 
 
-def decode_page(
-    rows: Sequence[DriverRow], driver: type[DriverTx], user_key: UserKey, *, by_position: bool
-) -> list[Session]:
-    """The rows of ReadSQL.page (the narrow layout) as Sessions (no events), in the database's order: by each
-    row's position where the statement gives one, else newest first, ids descending."""
+def decode_page(rows: Sequence[DriverRow], driver: type[DriverTx], app_name: str, *, by_position: bool) -> list[Session]:
+    """The rows of ReadSQL.page or app_page (the narrow layout) as Sessions (no events), in the
+    database's order: by each row's position where the statement gives one, else newest first,
+    ids descending (then user ids). Each session's state merges its own user's state."""
     json, text, time = driver.json_out, driver.text_out, driver.time_out
     page: list[tuple[Any, Session]] = []
     app: dict[str, Any] = {}
-    user: dict[str, Any] = {}
+    users: dict[str, dict[str, Any]] = {}
     for row in rows:
         kind = row[0]
         if kind == SESSION:
             session = Session(
-                id=text(row[5]), app_name=user_key.app_name, user_id=user_key.user_id,
-                state=json(row[6]), events=[], version=row[2], created_at=time(row[3]), updated_at=time(row[4]),
+                id=text(row[5]), app_name=app_name, user_id=text(row[8]), state=json(row[6]), events=[],
+                version=row[2], created_at=time(row[3]), updated_at=time(row[4]),
+                title=None if row[7] is None else text(row[7]), metadata=_meta(json, row[9]),
             )
-            page.append((row[1] if by_position else (session.updated_at, session.id), session))
+            page.append((row[1] if by_position else (session.updated_at, session.id, session.user_id), session))
+        elif kind == APP:
+            app[text(row[5])] = json(row[6])
         else:
-            (app if kind == APP else user)[text(row[5])] = json(row[6])
+            users.setdefault(text(row[8]), {})[text(row[5])] = json(row[6])
     page.sort(key=_first, reverse=not by_position)
     for _, session in page:
-        session.state = merged_view(session.state, app, user)
+        session.state = merged_view(session.state, app, users.get(session.user_id, {}))
     return [session for _, session in page]
+
+
+def decode_events(rows: Sequence[DriverRow], driver: type[DriverTx], *, forward: bool) -> list[Event] | None:
+    """The rows of ReadSQL.events_page or events_by_id as Events by seq (ascending if `forward`),
+    or None when no session row came back."""
+    event = _event_decoder(driver)
+    found = False
+    events: list[tuple[int, Event]] = []
+    for row in rows:
+        if row[0] == EVENT:
+            events.append((row[1], event(row)))
+        else:
+            found = True
+    if not found:
+        return None
+    events.sort(key=_first, reverse=not forward)
+    return [e for _, e in events]
+
+
+def _meta(json: Decode, value: Any) -> dict[str, Any]:
+    """A session's meta column: NULL (rows from before revision 0002) is the empty object."""
+    decoded = None if value is None else json(value)
+    return decoded if isinstance(decoded, dict) else {}
+
+
+class _EventsById:
+    """The session row + the events with the given ids: what a batch append finds already stored.
+    Rare (a retried or overlapping batch), so built per id count on first use, and kept."""
+
+    def __init__(self, sessions: str, events: str, live: str, sql: Callable[[str], NativeSQL]) -> None:
+        self._sessions, self._events, self._live, self._sql = sessions, events, live, sql
+        self._built: dict[int, NativeSQL] = {}
+
+    def __call__(self, count: int) -> NativeSQL:
+        stmt = self._built.get(count)
+        if stmt is None:
+            ids = ", ".join(f":id_{i}" for i in range(count))
+            pk = f"(SELECT s.pk FROM {self._sessions} s WHERE {self._live})"
+            stmt = self._sql(" UNION ALL ".join([
+                _part(SESSION, f"{self._sessions} s", self._live, n1="s.pk"),
+                _part(
+                    EVENT, f"{self._events} e", f"e.session_pk = {pk} AND e.event_id IN ({ids})", n1="e.seq",
+                    t1="e.timestamp", s1="e.event_id", s2="e.author", s3="e.invocation_id", s4="e.branch",
+                    j1="e.content", j2="e.state_delta", j3="e.state_removed", j4="e.meta",
+                ),
+            ]))
+            self._built[count] = stmt
+        return stmt
 
 
 def decode_state(rows: Sequence[DriverRow], driver: type[DriverTx]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..events import PreparedEvent
 from ..keys import Key, UserKey
+from ..metadata import Unset
 from ..options import ServiceOptions, expiry
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
@@ -36,6 +37,7 @@ from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
+from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
 from .queries import Queries
@@ -77,6 +79,11 @@ class SQLSessionService(SessionService):
         self.writes = SessionWrites(
             engine, self.rules, self.w, self.options, self._tx_class,
             native=self._native, retrying=self._retrying, stored_event=self._stored_event,
+        )
+        format_table = engine.dialect.identifier_preparer.format_table
+        self.history = SessionHistory(
+            HistorySQL(format_table(self.tables.sessions), format_table(self.tables.events), self.rules, self._tx_class.style),
+            self.r, self.writes, self.options, self._tx_class, native=self._native, read=self._driver_read,
         )
         self._owns_engine = owns_engine
         self._ready = False
@@ -256,7 +263,18 @@ class SQLSessionService(SessionService):
         if after is not None:
             params.update(c_updated=time(after.updated_at), c_id=after.session_id)
         rows = await self._driver_read(self.r.page[after is not None], params)
-        return decode_page(rows, self._tx_class, user_key, by_position=self.r.page_in_position_order)
+        return decode_page(rows, self._tx_class, user_key.app_name, by_position=self.r.page_in_position_order)
+
+    async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
+        time = self._tx_class.time
+        params: dict[str, Any] = {"app_name": app_name, "now": time(now), "limit": limit}
+        if after is not None:
+            params.update(c_updated=time(after.updated_at), c_id=after.session_id, c_user=after.user_id)
+        rows = await self._driver_read(self.r.app_page[after is not None], params)
+        return decode_page(rows, self._tx_class, app_name, by_position=self.r.page_in_position_order)
+
+    async def _set_session_metadata(self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime) -> None:
+        await self.history.set_metadata(key, title, delta, now)
 
     async def _delete_session(self, key: Key, now: datetime) -> None:
         stmt = self.q.delete_session(key.app_name, key.user_id, key.session_id, now, soft=self.options.soft_delete)
@@ -269,6 +287,22 @@ class SQLSessionService(SessionService):
     ) -> tuple[Event, int, bool]:
         """Store the event (sql/appends.py: the dialect's fast path if it applies, else the general transaction)."""
         return await self.writes.append(key, prepared, expected_version, now, known_version)
+
+    async def _append_events(
+        self, key: Key, prepared: list[PreparedEvent], expected_version: int | None, now: datetime
+    ) -> tuple[list[Event], int, list[bool]]:
+        return await self.history.append_events(key, prepared, expected_version, now)
+
+    async def _delete_event(self, key: Key, event_id: str, now: datetime) -> bool:
+        return await self.history.delete_event(key, event_id, now)
+
+    async def _list_events(
+        self, key: Key, after_seq: int | None, before_seq: int | None, limit: int, forward: bool, now: datetime
+    ) -> list[Event]:
+        return await self.history.list_events(key, after_seq, before_seq, limit, forward, now)
+
+    async def _trim_events(self, key: Key, keep_last: int, now: datetime) -> int:
+        return await self.history.trim(key, keep_last, now)
 
     async def _stored_event(self, key: Key, event_id: str, now: datetime) -> tuple[Event, int, bool]:
         """The event a retried append had already stored, with the session's current version."""

@@ -25,11 +25,11 @@ from .dialects import DialectRules
 from .models import Tables
 from .native import NativeSQL
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "session_pk", "seq", "event_id", "author", "invocation_id", "branch", "timestamp",
     "content", "state_delta", "state_removed", "meta", "created_at", "updated_at",
 )
-_EVENT_JSON = {"content", "state_delta", "state_removed", "meta"}
+EVENT_JSON = {"content", "state_delta", "state_removed", "meta"}
 _MAX_FOLDED = 256
 """Most delta shapes whose folded statements are kept (beyond, they are built per call)."""
 
@@ -81,16 +81,16 @@ class WriteSQL:
             )
             self.claim_at_version = sql(self._templates["claim_at_version"].format(state=""))
             by_key = ", ".join(
-                {"session_pk": "pk", "seq": "last_seq"}.get(c, j(c) if c in _EVENT_JSON else f":{c}")
-                for c in _EVENT_COLUMNS
+                {"session_pk": "pk", "seq": "last_seq"}.get(c, j(c) if c in EVENT_JSON else f":{c}")
+                for c in EVENT_COLUMNS
             )
             self.insert_event_by_key = sql(
-                f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) SELECT {by_key} FROM {sessions} "
+                f"INSERT INTO {events} ({', '.join(EVENT_COLUMNS)}) SELECT {by_key} FROM {sessions} "
                 f"WHERE {session_key} AND {rules.active_sql()} AND ROW_COUNT() = 1"
             )
 
-        values = ", ".join(j(c) if c in _EVENT_JSON else f":{c}" for c in _EVENT_COLUMNS)
-        self.insert_event = sql(f"INSERT INTO {events} ({', '.join(_EVENT_COLUMNS)}) VALUES ({values})")
+        values = ", ".join(j(c) if c in EVENT_JSON else f":{c}" for c in EVENT_COLUMNS)
+        self.insert_event = sql(f"INSERT INTO {events} ({', '.join(EVENT_COLUMNS)}) VALUES ({values})")
         self.event_exists = sql(f"SELECT 1 FROM {events} WHERE session_pk = :pk AND event_id = :event_id")
 
         expired = f"{session_key} AND {rules.active_sql()} AND expires_at <= :now"
@@ -137,10 +137,10 @@ def _append_in_one_statement(sessions: str, events: str, app_state: str, user_st
     retried event id fails on the unique index; the caller then runs the
     general transaction, which tells those cases apart.
     """
-    cols = ", ".join(_EVENT_COLUMNS)
+    cols = ", ".join(EVENT_COLUMNS)
     values = ", ".join(
-        {"session_pk": "pk", "seq": "last_seq"}.get(c, f"CAST(:{c} AS JSONB)" if c in _EVENT_JSON else f":{c}")
-        for c in _EVENT_COLUMNS
+        {"session_pk": "pk", "seq": "last_seq"}.get(c, f"CAST(:{c} AS JSONB)" if c in EVENT_JSON else f":{c}")
+        for c in EVENT_COLUMNS
     )
     ctes = [
         f"""claimed AS (UPDATE {sessions} SET version = version + 1, last_seq = last_seq + 1,
