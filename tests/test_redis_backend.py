@@ -110,7 +110,7 @@ async def test_one_users_keys_share_a_slot_and_app_state_has_its_own(make_redis,
         "s:s1", "st:s1", "ev:s1", "ei:s1", "idx", "user", "tombs", "n", "ts:1",
     ))
     app_keys = [k for k in found if k.startswith(svc.layout.app_base(APP))]
-    assert app_keys == [svc.layout.app_base(APP) + "state"]
+    assert app_keys == [svc.layout.app_base(APP) + "idx", svc.layout.app_base(APP) + "state"]
 
     slot_of = await _slot_function(redis_backend)
     assert len({await slot_of(k) for k in mine}) == 1

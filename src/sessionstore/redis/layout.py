@@ -22,9 +22,11 @@ User tag ``P{u:app:user}:`` then:
 - ``st:<id>`` hash: session state, field -> JSON
 - ``ev:<id>`` sorted set: events by seq, member ``<event id>\\n<sec>\\n<µs>\\n<JSON>``
 - ``ei:<id>`` hash: event id -> seq (retry-safe appends)
-- ``ts:<n>``, ``tst:<n>``, ``tev:<n>``: a soft-deleted session's hash, state and events
+- ``md:<id>`` hash: session metadata, field -> JSON (the title is field ``t`` of ``s:<id>``)
+- ``ts:<n>``, ``tst:<n>``, ``tev:<n>``, ``tmd:<n>``: a soft-deleted session's hash, state, events, metadata
 
-App tag ``P{a:app}:`` then ``state`` (hash, as ``user``), ``tomb`` and ``n``.
+App tag ``P{a:app}:`` then ``state`` (hash, as ``user``), ``tomb``, ``n``, and ``idx``: sorted set,
+``<session id>\0<user id>`` -> updated_at (µs), the app-wide index of list_app_sessions.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ USER_KEYS = ("idx", "exp", "user", "utomb", "tombs", "n")
 """The per-user keys every session script declares, in this order, after the session's four."""
 
 SESSION_KEYS = ("s", "st", "ev", "ei")
-APP_KEYS = ("state", "tomb", "n")
+APP_KEYS = ("state", "tomb", "n", "idx")
 
 
 def escape(part: str) -> str:
@@ -58,11 +60,23 @@ class KeyLayout:
     def app_base(self, app_name: str) -> str:
         return f"{self.prefix}{{a:{escape(app_name)}}}:"
 
+    @staticmethod
+    def app_member(session_id: str, user_id: str) -> str:
+        """A session's member in its app's index: ids hold no control character, so NUL separates them."""
+        return f"{session_id}\0{user_id}"
+
     def session_keys(self, app_name: str, user_id: str, session_id: str) -> list[str]:
         """The keys a session script declares: the session's four, then the user's six."""
         base = self.user_base(app_name, user_id)
         sid = escape(session_id)
         return [f"{base}{kind}:{sid}" for kind in SESSION_KEYS] + [base + name for name in USER_KEYS]
+
+    def metadata_key(self, app_name: str, user_id: str, session_id: str) -> str:
+        return f"{self.user_base(app_name, user_id)}md:{escape(session_id)}"
+
+    def user_stem(self, app_name: str) -> str:
+        """The start of the user tags of one app (LIST_APP adds the escaped user id and ``}:``)."""
+        return f"{self.prefix}{{u:{escape(app_name)}:"
 
     def user_keys(self, app_name: str, user_id: str) -> list[str]:
         base = self.user_base(app_name, user_id)

@@ -61,27 +61,28 @@ local function apply(h, tomb, n, pos, now, soft, px, tpx)
   return pos
 end
 -- retire a session (soft: rename to a tombstone; hard: delete); returns its event count
-local function retire(base, sid, K, now, soft, tpx)
+local function retire(base, sid, K, now, soft, tpx, app_member)
   local events = redis.call('ZCARD', K[3])
+  local md = base .. 'md:' .. esc(sid)
   if soft == '1' then
     local id = redis.call('INCR', K[10])
     redis.call('HSET', K[1], 'id', sid, 'd', now)
     redis.call('RENAME', K[1], base .. 'ts:' .. id)
     redis.call('PEXPIRE', base .. 'ts:' .. id, tpx)
-    if redis.call('EXISTS', K[2]) == 1 then
-      redis.call('RENAME', K[2], base .. 'tst:' .. id); redis.call('PEXPIRE', base .. 'tst:' .. id, tpx)
-    end
-    if events > 0 then
-      redis.call('RENAME', K[3], base .. 'tev:' .. id); redis.call('PEXPIRE', base .. 'tev:' .. id, tpx)
+    for _, pair in ipairs({{K[2], 'tst:'}, {K[3], 'tev:'}, {md, 'tmd:'}}) do
+      if redis.call('EXISTS', pair[1]) == 1 then
+        redis.call('RENAME', pair[1], base .. pair[2] .. id); redis.call('PEXPIRE', base .. pair[2] .. id, tpx)
+      end
     end
     redis.call('DEL', K[4])
     redis.call('ZADD', K[9], now, id)
     extend(K[9], tpx, false); extend(K[10], tpx, false)
   else
-    redis.call('DEL', K[1], K[2], K[3], K[4])
+    redis.call('DEL', K[1], K[2], K[3], K[4], md)
   end
   redis.call('ZREM', K[5], sid)
   redis.call('ZREM', K[6], sid)
+  if K[14] and app_member then redis.call('ZREM', K[14], app_member) end
   return events
 end
 local function alive(e, now)
@@ -89,17 +90,17 @@ local function alive(e, now)
 end
 """
 
-# KEYS: s st ev ei idx exp user utomb tombs n [app atomb an]
-# ARGV: base sid now expires px soft tpx upx apx, session state sets, user delta, app delta
+# KEYS: s st ev ei idx exp user utomb tombs n [app atomb an appidx] (the app's four: standalone only)
+# ARGV: base sid now expires px soft tpx upx apx appmember, session state sets, user delta, app delta
 CREATE = PRELUDE + r"""
 local base, sid, now, expires, px = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local soft, tpx, upx, apx = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local soft, tpx, upx, apx, amember = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local e = redis.call('HGET', KEYS[1], 'e')
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if alive(e, now) then return {0} end
-  retire(base, sid, KEYS, now, soft, tpx)
+  retire(base, sid, KEYS, now, soft, tpx, amember)
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], base .. 'md:' .. esc(sid))
 redis.call('HSET', KEYS[1], 'c', now, 'u', now, 'v', 0, 'q', 0)
 local idx_existed = redis.call('EXISTS', KEYS[5]) == 1
 redis.call('ZADD', KEYS[5], now, sid)
@@ -109,24 +110,71 @@ if expires ~= '' then
   redis.call('ZADD', KEYS[6], expires, sid)
   extend(KEYS[6], px, false)
 end
-local pos = apply(KEYS[2], nil, nil, 10, now, soft, nil, nil)
+local pos = apply(KEYS[2], nil, nil, 11, now, soft, nil, nil)
 slide(KEYS[1], px); slide(KEYS[2], px)
 pos = apply(KEYS[7], KEYS[8], KEYS[10], pos, now, soft, upx, tpx)
 local out = {1, redis.call('HGETALL', KEYS[7])}
 if KEYS[11] then
   apply(KEYS[11], KEYS[12], KEYS[13], pos, now, soft, apx, tpx)
   out[3] = redis.call('HGETALL', KEYS[11])
+  local existed = redis.call('EXISTS', KEYS[14]) == 1
+  redis.call('ZADD', KEYS[14], now, amember)
+  extend(KEYS[14], px, existed)
 end
 return out
 """
 
-# KEYS as CREATE. ARGV: base sid now expires px soft tpx upx apx expected limit event_id member,
-# then the session, user and app deltas. An empty event_id: a state update without an event.
-# Returns {'missing'} | {'conflict', version} | {'dup', seq, member} | {'ok', seq, version}
-WRITE = PRELUDE + r"""
+WRITE_HELPERS = r"""
+-- After a session's write: its new updated_at, version and expiry (KEYS as CREATE; ARGV as CREATE's 1-10).
+local function touch(now, expires, px, sid, amember)
+  redis.call('ZADD', KEYS[5], now, sid)
+  extend(KEYS[5], px, true)
+  if expires ~= '' then
+    redis.call('HSET', KEYS[1], 'e', expires)
+    redis.call('ZADD', KEYS[6], expires, sid)
+    extend(KEYS[6], px, false)
+  else
+    redis.call('HDEL', KEYS[1], 'e')
+    redis.call('ZREM', KEYS[6], sid)
+  end
+  slide(KEYS[1], px); slide(KEYS[2], px); slide(KEYS[3], px); slide(KEYS[4], px)
+  local md = ARGV[1] .. 'md:' .. esc(sid)
+  if redis.call('EXISTS', md) == 1 then slide(md, px) end
+  if KEYS[14] then
+    redis.call('ZADD', KEYS[14], now, amember)
+    extend(KEYS[14], px, true)
+  end
+end
+-- drop the oldest events beyond `limit` (and their ids); how many went
+local function trim(limit)
+  local count = redis.call('ZCARD', KEYS[3])
+  if count <= limit then return 0 end
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, count - limit - 1)) do
+    redis.call('HDEL', KEYS[4], string.match(old, '^([^\n]*)'))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, count - limit - 1)
+  return count - limit
+end
+local function skip(pos)  -- past one delta's arguments
+  pos = pos + 1 + 2 * tonumber(ARGV[pos])
+  return pos + 1 + tonumber(ARGV[pos])
+end
+-- apply the session, user and (standalone) app deltas found at pos; the position after them
+local function apply_all(pos, now, soft, upx, apx, tpx)
+  pos = apply(KEYS[2], nil, nil, pos, now, soft, nil, nil)
+  pos = apply(KEYS[7], KEYS[8], KEYS[10], pos, now, soft, upx, tpx)
+  if KEYS[11] then return apply(KEYS[11], KEYS[12], KEYS[13], pos, now, soft, apx, tpx) end
+  return skip(pos)
+end
+"""
+
+# KEYS as CREATE. ARGV: CREATE's 1-10, expected limit event_id member, then the session, user and app
+# deltas. An empty event_id: a state update without an event.
+# Returns {'missing'} | {'conflict', version} | {'dup', seq, member, version} | {'ok', seq, version}
+WRITE = PRELUDE + WRITE_HELPERS + r"""
 local base, sid, now, expires, px = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local soft, tpx, upx, apx = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local expected, limit, eid, member = ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
+local soft, tpx, upx, apx, amember = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local expected, limit, eid, member = ARGV[11], tonumber(ARGV[12]), ARGV[13], ARGV[14]
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'q')
 if m[2] == false or not alive(m[1], now) then return {'missing'} end
 local seq = tonumber(m[3])
@@ -141,32 +189,53 @@ if eid ~= '' then
   seq = seq + 1
   redis.call('ZADD', KEYS[3], seq, member)
   redis.call('HSET', KEYS[4], eid, seq)
-  local count = redis.call('ZCARD', KEYS[3])
-  if count > limit then
-    for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, count - limit - 1)) do
-      redis.call('HDEL', KEYS[4], string.match(old, '^([^\n]*)'))
-    end
-    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, count - limit - 1)
-  end
-  slide(KEYS[3], px); slide(KEYS[4], px)
+  trim(limit)
 end
 local version = tonumber(m[2]) + 1
 redis.call('HSET', KEYS[1], 'u', now, 'v', version, 'q', seq)
-redis.call('ZADD', KEYS[5], now, sid)
-extend(KEYS[5], px, true)
-if expires ~= '' then
-  redis.call('HSET', KEYS[1], 'e', expires)
-  redis.call('ZADD', KEYS[6], expires, sid)
-  extend(KEYS[6], px, false)
-else
-  redis.call('HDEL', KEYS[1], 'e')
-  redis.call('ZREM', KEYS[6], sid)
-end
-local pos = apply(KEYS[2], nil, nil, 14, now, soft, nil, nil)
-slide(KEYS[1], px); slide(KEYS[2], px)
-pos = apply(KEYS[7], KEYS[8], KEYS[10], pos, now, soft, upx, tpx)
-if KEYS[11] then apply(KEYS[11], KEYS[12], KEYS[13], pos, now, soft, apx, tpx) end
+apply_all(15, now, soft, upx, apx, tpx)
+touch(now, expires, px, sid, amember)
 return {'ok', seq, version}
+"""
+
+# KEYS as CREATE. ARGV: CREATE's 1-10, expected limit n, then per event: id, member, its three deltas.
+# Returns {'missing'} | {'conflict', version} | {'dup', version, {seq, member}…} | {'ok', version, {seq, member}…}
+# (member '' for an event stored now: the caller has it)
+APPEND_BATCH = PRELUDE + WRITE_HELPERS + r"""
+local base, sid, now, expires, px = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local soft, tpx, upx, apx, amember = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local expected, limit, n = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'q')
+if m[2] == false or not alive(m[1], now) then return {'missing'} end
+local known, all_known, pos = {}, true, 14
+for i = 1, n do
+  known[i] = redis.call('HGET', KEYS[4], ARGV[pos])
+  if not known[i] then all_known = false end
+  pos = skip(skip(skip(pos + 2)))
+end
+local out = {'ok', tonumber(m[2])}
+if all_known then out[1] = 'dup'
+elseif expected ~= '' and tonumber(expected) ~= tonumber(m[2]) then return {'conflict', tonumber(m[2])} end
+local seq = tonumber(m[3])
+pos = 14
+for i = 1, n do
+  if known[i] then
+    out[#out + 1] = {tonumber(known[i]), redis.call('ZRANGEBYSCORE', KEYS[3], known[i], known[i])[1]}
+    pos = skip(skip(skip(pos + 2)))
+  else
+    seq = seq + 1
+    redis.call('ZADD', KEYS[3], seq, ARGV[pos + 1])
+    redis.call('HSET', KEYS[4], ARGV[pos], seq)
+    out[#out + 1] = {seq, ''}
+    pos = apply_all(pos + 2, now, soft, upx, apx, tpx)
+  end
+end
+if all_known then return out end
+trim(limit)
+out[2] = tonumber(m[2]) + 1
+redis.call('HSET', KEYS[1], 'u', now, 'v', out[2], 'q', seq)
+touch(now, expires, px, sid, amember)
+return out
 """
 
 # KEYS: hash tomb n (a user's or an app's state). ARGV: now soft px tpx, then the delta.
@@ -177,15 +246,17 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS as CREATE. ARGV: base sid now limit after_sec after_usec refresh_expires px
-# Returns false, or {meta, state, events(with scores), user, app?}
+# Returns false, or {meta (c u e v t), state, events (with scores), user, metadata, app?}
 READ = PRELUDE + r"""
 local now, limit = ARGV[3], tonumber(ARGV[4])
-local m = redis.call('HMGET', KEYS[1], 'c', 'u', 'e', 'v')
+local m = redis.call('HMGET', KEYS[1], 'c', 'u', 'e', 'v', 't')
 if m[1] == false or not alive(m[3], now) then return false end
+local md = ARGV[1] .. 'md:' .. esc(ARGV[2])
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'e', ARGV[7])
   redis.call('ZADD', KEYS[6], ARGV[7], ARGV[2])
   for i = 1, 4 do slide(KEYS[i], ARGV[8]) end
+  if redis.call('EXISTS', md) == 1 then slide(md, ARGV[8]) end
   extend(KEYS[5], ARGV[8], true); extend(KEYS[6], ARGV[8], true)
 end
 local events = {}
@@ -207,22 +278,22 @@ if limit > 0 then
     for j = #picked, 1, -1 do events[#events + 1] = all[picked[j]]; events[#events + 1] = all[picked[j] + 1] end
   end
 end
-local out = {m, redis.call('HGETALL', KEYS[2]), events, redis.call('HGETALL', KEYS[7])}
-if KEYS[11] then out[5] = redis.call('HGETALL', KEYS[11]) end
+local out = {m, redis.call('HGETALL', KEYS[2]), events, redis.call('HGETALL', KEYS[7]), redis.call('HGETALL', md)}
+if KEYS[11] then out[6] = redis.call('HGETALL', KEYS[11]) end
 return out
 """
 
 # KEYS: idx user [app]. ARGV: base now limit cursor_updated cursor_sid
-# Returns {user, app-or-empty, sessions...} where each session is {sid, meta, state}
+# Returns {user, app-or-empty, sessions...} where each session is {sid, meta, state, metadata}
 LIST = PRELUDE + r"""
 local base, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {redis.call('HGETALL', KEYS[2]), {}}
 if KEYS[3] then out[2] = redis.call('HGETALL', KEYS[3]) end
 local found = 0
 local function consider(sid)
-  local m = redis.call('HMGET', base .. 's:' .. esc(sid), 'c', 'u', 'e', 'v')
+  local m = redis.call('HMGET', base .. 's:' .. esc(sid), 'c', 'u', 'e', 'v', 't')
   if m[1] ~= false and alive(m[3], now) then
-    out[#out + 1] = {sid, m, redis.call('HGETALL', base .. 'st:' .. esc(sid))}
+    out[#out + 1] = {sid, m, redis.call('HGETALL', base .. 'st:' .. esc(sid)), redis.call('HGETALL', base .. 'md:' .. esc(sid))}
     found = found + 1
   end
 end
@@ -247,11 +318,114 @@ end
 return out
 """
 
-# KEYS as CREATE. ARGV: base sid now soft tpx
+# KEYS as CREATE. ARGV: base sid now soft tpx appmember. Returns the retired session's updated_at, or false.
 DELETE = PRELUDE + r"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-retire(ARGV[1], ARGV[2], KEYS, ARGV[3], ARGV[4], ARGV[5])
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u then return false end
+retire(ARGV[1], ARGV[2], KEYS, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return u
+"""
+
+# ---- history and metadata (docs/history.md)
+
+# KEYS: s ev ei. ARGV: now event_id. Returns 1 if the event was there (and is gone), else 0.
+DELETE_EVENT = PRELUDE + r"""
+local e = redis.call('HMGET', KEYS[1], 'e', 'v')
+if e[2] == false or not alive(e[1], ARGV[1]) then return 0 end
+local seq = redis.call('HGET', KEYS[3], ARGV[2])
+if not seq then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], seq, seq)
+redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
+"""
+
+# KEYS: s ev. ARGV: now min max limit forward. Returns false (no active session) or the events with scores.
+LIST_EVENTS = PRELUDE + r"""
+local e = redis.call('HMGET', KEYS[1], 'e', 'v')
+if e[2] == false or not alive(e[1], ARGV[1]) then return false end
+if ARGV[5] == '1' then
+  return redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3], 'WITHSCORES', 'LIMIT', 0, ARGV[4])
+end
+return redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[3], ARGV[2], 'WITHSCORES', 'LIMIT', 0, ARGV[4])
+"""
+
+# KEYS: s st ev ei. ARGV: now keep_last. Returns -1 (no active session) or how many events went.
+TRIM_EVENTS = PRELUDE + r"""
+local e = redis.call('HMGET', KEYS[1], 'e', 'v')
+if e[2] == false or not alive(e[1], ARGV[1]) then return -1 end
+local count = redis.call('ZCARD', KEYS[3])
+local excess = count - tonumber(ARGV[2])
+if excess <= 0 then return 0 end
+for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, excess - 1)) do
+  redis.call('HDEL', KEYS[4], string.match(old, '^([^\n]*)'))
+end
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, excess - 1)
+return excess
+"""
+
+# KEYS: s md. ARGV: now title_mode ('keep' | 'clear' | 'set') title, then the metadata delta.
+# Returns 0 (no active session) or 1. Touches neither version, updated_at nor expiry.
+METADATA = PRELUDE + r"""
+local e = redis.call('HMGET', KEYS[1], 'e', 'v')
+if e[2] == false or not alive(e[1], ARGV[1]) then return 0 end
+if ARGV[2] == 'set' then redis.call('HSET', KEYS[1], 't', ARGV[3])
+elseif ARGV[2] == 'clear' then redis.call('HDEL', KEYS[1], 't') end
+apply(KEYS[2], nil, nil, 4, ARGV[1], '0', nil, nil)
+local t = redis.call('PTTL', KEYS[1])
+if t > 0 then redis.call('PEXPIRE', KEYS[2], t) end
+return 1
+"""
+
+# An app's sessions of every user, newest first. KEYS: appidx [app]. ARGV: stem now limit cursor_updated
+# cursor_member read. appidx members are '<session id>\0<user id>' (ties: bytewise, so by id then user).
+# stem is prefix .. '{u:' .. escaped app .. ':'. With read='1' (standalone: every slot is here) each
+# entry is {member, score, meta, state, metadata, user state}; else {member, score} for the caller to read.
+LIST_APP = PRELUDE + r"""
+local stem, now, limit, read = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[6] == '1'
+local out = {{}}
+if KEYS[2] then out[1] = redis.call('HGETALL', KEYS[2]) end
+local found, users = 0, {}
+local function consider(member, score)
+  if not read then out[#out + 1] = {member, score}; found = found + 1; return end
+  local cut = string.find(member, '\0', 1, true)
+  local sid, user = string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
+  local base = stem .. esc(user) .. '}:'
+  local m = redis.call('HMGET', base .. 's:' .. esc(sid), 'c', 'u', 'e', 'v', 't')
+  if m[1] ~= false and alive(m[3], now) then
+    if users[user] == nil then users[user] = redis.call('HGETALL', base .. 'user') end
+    out[#out + 1] = {member, score, m, redis.call('HGETALL', base .. 'st:' .. esc(sid)),
+                     redis.call('HGETALL', base .. 'md:' .. esc(sid)), users[user]}
+    found = found + 1
+  end
+end
+local top = '+inf'
+if ARGV[4] ~= '' then
+  local ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[4], ARGV[4])
+  for _, member in ipairs(ties) do
+    if found >= limit then return out end
+    if lt(member, ARGV[5]) then consider(member, ARGV[4]) end
+  end
+  top = '(' .. ARGV[4]
+end
+local offset, chunk = 0, limit + 16
+while found < limit do
+  local page = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, '-inf', 'WITHSCORES', 'LIMIT', offset, chunk)
+  for i = 1, #page, 2 do
+    if found >= limit then break end
+    consider(page[i], page[i + 1])
+  end
+  if #page < 2 * chunk then break end
+  offset = offset + chunk
+end
+return out
+"""
+
+# KEYS: appidx. ARGV: member score. Drop an index entry only if it still has that score (a cluster's
+# follow-up after a delete, or a stale entry a listing found), so that a newer entry is never lost.
+UNINDEX = r"""
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
 """
 
 # Cleanup of one user's sessions. KEYS: idx exp user utomb tombs n (the user's six).
@@ -288,7 +462,7 @@ for _, id in ipairs(old) do
   purged = purged + 1
   removed = removed + redis.call('ZCARD', base .. 'tev:' .. id)
   if not dry then
-    redis.call('DEL', base .. 'ts:' .. id, base .. 'tst:' .. id, base .. 'tev:' .. id)
+    redis.call('DEL', base .. 'ts:' .. id, base .. 'tst:' .. id, base .. 'tev:' .. id, base .. 'tmd:' .. id)
     redis.call('ZREM', KEYS[5], id)
   end
 end

@@ -20,11 +20,12 @@ from ..cursor import Cursor
 from ..errors import ConfigurationError, ConflictError, SessionExistsError, SessionNotFoundError
 from ..events import PreparedEvent
 from ..keys import Key, UserKey
+from ..metadata import Unset
 from ..options import ServiceOptions
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
 from ..state import ScopedDelta, merged_view
-from . import scripts
+from . import history, scripts
 from .cleanup import run_cleanup
 from .codec import (
     NATIVE_GRACE,
@@ -102,11 +103,12 @@ class RedisSessionService(SessionService):
         return None if ttl is None else micros(now + ttl)
 
     def _head(self, key: Key, now: datetime) -> list[Any]:
-        """ARGV 1-9 of the session scripts."""
+        """ARGV 1-10 of the session scripts."""
         expires = self._expiry(self.options.session_ttl, now)
         return [
             self.layout.user_base(key.app_name, key.user_id), key.session_id, micros(now),
             "" if expires is None else expires, self._px["session"], self._soft, self._tpx, self._px["user"], self._px["app"],
+            self.layout.app_member(key.session_id, key.user_id),
         ]
 
     def _shared_args(self, scoped: ScopedDelta, now: datetime) -> list[str]:
@@ -131,12 +133,20 @@ class RedisSessionService(SessionService):
         return [item for pair in mapping.items() for item in pair]
 
     def _session(self, key: Key, sid: str, meta: list[Any], state: list[str], events: list[Event],
-                 user: list[str], app: list[str], now_us: int) -> Session:
+                 user: list[str], app: list[str], now_us: int, metadata: list[str]) -> Session:
+        """A Session from script output: meta is (created, updated, expires, version, title)."""
         return Session(
             id=sid, app_name=key.app_name, user_id=key.user_id,
             state=merged_view(session_state(state), live_cells(app, now_us), live_cells(user, now_us)),
             events=events, version=int(meta[3]), created_at=from_micros(meta[0]), updated_at=from_micros(meta[1]),
+            title=meta[4], metadata=session_state(metadata),
         )
+
+    async def _index_in_app(self, key: Key, now: datetime) -> None:
+        """On a cluster, the app-wide index lives in the app's slot: updated after the session's script."""
+        if self.is_cluster:
+            member = self.layout.app_member(key.session_id, key.user_id)
+            await self._call("zadd", self.layout.app_keys(key.app_name)[3], {member: micros(now)})
 
     # ------------------------------------------------------------------ sessions
 
@@ -146,6 +156,7 @@ class RedisSessionService(SessionService):
         if result[0] == 0:
             raise SessionExistsError(f"session {key.session_id!r} already exists")
         if self.is_cluster:
+            await self._index_in_app(key, now)
             app = await self._write_app(key.app_name, scoped.app, now) if scoped.app else await self._app_hash(key.app_name)
         else:
             app = result[2]
@@ -171,11 +182,11 @@ class RedisSessionService(SessionService):
             result, app = await asyncio.gather(read, self._app_hash(key.app_name))
         else:
             result = await read
-            app = result[4] if result else []
+            app = result[5] if result else []
         if not result:
             return None
-        meta, state, flat, user = result[0], result[1], result[2], result[3]
-        return self._session(key, key.session_id, meta, state, decode_events(flat), user, app, now_us)
+        meta, state, flat, user, metadata = result[0], result[1], result[2], result[3], result[4]
+        return self._session(key, key.session_id, meta, state, decode_events(flat), user, app, now_us, metadata)
 
     async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
         now_us = micros(now)
@@ -192,12 +203,17 @@ class RedisSessionService(SessionService):
             result = await listing
             app = result[1]
         key = Key(user_key.app_name, user_key.user_id, "-")
-        return [self._session(key, sid, meta, state, [], result[0], app, now_us) for sid, meta, state in result[2:]]
+        return [self._session(key, sid, meta, state, [], result[0], app, now_us, md) for sid, meta, state, md in result[2:]]
 
     async def _delete_session(self, key: Key, now: datetime) -> None:
-        args = [self.layout.user_base(key.app_name, key.user_id), key.session_id, micros(now), self._soft, self._tpx]
-        await self._script("DELETE", self.layout.session_keys(key.app_name, key.user_id, key.session_id), args,
-                           rerun_if_lost=True)
+        member = self.layout.app_member(key.session_id, key.user_id)
+        args = [self.layout.user_base(key.app_name, key.user_id), key.session_id, micros(now), self._soft, self._tpx, member]
+        updated = await self._script("DELETE", self._keys(key), args, rerun_if_lost=True)
+        if updated and self.is_cluster:
+            await self._unindex(key.app_name, member, updated)
+
+    async def _unindex(self, app_name: str, member: str, score: Any) -> None:
+        await self._script("UNINDEX", [self.layout.app_keys(app_name)[3]], [member, score], rerun_if_lost=True)
 
     # ------------------------------------------------------------------ events and state
 
@@ -230,6 +246,7 @@ class RedisSessionService(SessionService):
             if attempts > 1 and self.is_cluster and scoped.app:  # our own first attempt stored it: finish it
                 await self._write_app(key.app_name, scoped.app, now)
             return decode_event(result[2], int(result[1])), int(result[3]), True
+        await self._index_in_app(key, now)
         if self.is_cluster and scoped.app:
             await self._write_app(key.app_name, scoped.app, now)
         event.seq = int(result[1])
@@ -241,6 +258,7 @@ class RedisSessionService(SessionService):
         result = await self._script("WRITE", self._keys(key), args, rerun_if_lost=False)
         if result[0] == "missing":
             raise SessionNotFoundError(f"session {key.session_id!r} not found")
+        await self._index_in_app(key, now)
         if self.is_cluster and scoped.app:
             await self._write_app(key.app_name, scoped.app, now)
 
@@ -260,10 +278,37 @@ class RedisSessionService(SessionService):
         name = self.layout.user_keys(user_key.app_name, user_key.user_id)[2]
         return live_cells(await self._hgetall(name), micros(now))
 
+    # ------------------------------------------------------------------ history and metadata (history.py)
+
+    async def _append_events(
+        self, key: Key, prepared: list[PreparedEvent], expected_version: int | None, now: datetime
+    ) -> tuple[list[Event], int, list[bool]]:
+        return await history.append_events(self, key, prepared, expected_version, now)
+
+    async def _delete_event(self, key: Key, event_id: str, now: datetime) -> bool:
+        return await history.delete_event(self, key, event_id, now)
+
+    async def _list_events(
+        self, key: Key, after_seq: int | None, before_seq: int | None, limit: int, forward: bool, now: datetime
+    ) -> list[Event]:
+        return await history.list_events(self, key, after_seq, before_seq, limit, forward, now)
+
+    async def _trim_events(self, key: Key, keep_last: int, now: datetime) -> int:
+        return await history.trim_events(self, key, keep_last, now)
+
+    async def _set_session_metadata(self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime) -> None:
+        await history.set_metadata(self, key, title, delta, now)
+
+    async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
+        return await history.list_app_sessions(self, app_name, limit, after, now)
+
     # ------------------------------------------------------------------ retention
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
         return await run_cleanup(self, dry_run, progress)
 
 
-_SCRIPTS = ("CREATE", "WRITE", "SHARED", "READ", "LIST", "DELETE", "CLEAN_SESSIONS", "CLEAN_STATE", "UNLOCK", "EXTEND_LOCK")
+_SCRIPTS = (
+    "CREATE", "WRITE", "APPEND_BATCH", "SHARED", "READ", "LIST", "DELETE", "DELETE_EVENT", "LIST_EVENTS", "TRIM_EVENTS",
+    "METADATA", "LIST_APP", "UNINDEX", "CLEAN_SESSIONS", "CLEAN_STATE", "UNLOCK", "EXTEND_LOCK",
+)
