@@ -25,7 +25,7 @@ from ..options import ServiceOptions
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
 from ..state import ScopedDelta, merged_view
-from . import history, scripts
+from . import history, history_scripts, scripts
 from .cleanup import run_cleanup
 from .codec import (
     NATIVE_GRACE,
@@ -68,7 +68,9 @@ class RedisSessionService(SessionService):
         client, is_cluster = make_client(url, cluster=cluster, pool_size=pool_size, **client_options)
         self.connection = Connection(client, url, is_cluster, pool_size=pool_size, pool_timeout=float(pool_timeout))
         self.layout = KeyLayout(key_prefix)
-        self.scripts = {name: client.register_script(getattr(scripts, name)) for name in _SCRIPTS}
+        self.scripts = {
+            name: client.register_script(getattr(scripts, name, None) or getattr(history_scripts, name)) for name in _SCRIPTS
+        }
         o = self.options
         soft_extra = o.tombstone_retention if o.soft_delete else timedelta(0)
         self._soft = "1" if o.soft_delete else "0"
