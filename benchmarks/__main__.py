@@ -6,7 +6,8 @@ not the absolute numbers.
 Kinds: issue 3's ``append`` and ``get``, issue 5's ``cleanup``, and issue
 10's ``get20``, ``full``, ``list``, ``append_delta`` and ``concurrent``, issue 11's
 ``write_behind`` and ``tracing``, issue 13's ``adk`` and ``agents`` (the adapters vs the
-frameworks' own SQL storage) — docs/benchmarks.md says what each measures and against what.
+frameworks' own SQL storage), issue 15's ``redis`` (the Redis backend vs a raw redis-py
+pipeline and vs the --db backend) — docs/benchmarks.md says what each measures and against what.
 Issue 16's scaling figures, which start servers of their own: ``python -m benchmarks.scaling``.
 """
 
@@ -35,6 +36,7 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     # issue 13: through each adapter vs the framework's own SQL storage (no slower than it)
     "adk": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
     "agents": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
+    "redis": [("append_ratio", ">=", 0.7), ("get20_ratio", ">=", 0.7)],
 }
 """Per kind: (figure, comparison, target), the target either one number or one per database."""
 
@@ -58,6 +60,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
     from .delta_appends import bench_append_delta
     from .listing import bench_list
     from .reads import bench_full, bench_get20
+    from .redis_compare import bench_redis
     from .tracing import bench_tracing
     from .write_behind import bench_write_behind
 
@@ -82,6 +85,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "tracing": lambda db: bench_tracing(db, q(100, 1000)),
         "adk": lambda db: _adapters().bench_adk(db, q(100, 600), q(50, 300)),
         "agents": lambda db: _adapters().bench_agents(db, q(100, 600), q(50, 300)),
+        "redis": lambda db: bench_redis(db, q(400, 2000)),
     }
 
 

@@ -7,6 +7,10 @@ sqlite / postgresql / mysql: one scratch database per test run (a temporary
 file, or a database created on the server and dropped at the end; see
 tests/dbs.py), built by running the migrations, so the migrations are what
 the tests prove. Every test starts from empty tables.
+
+redis: the shared server, under a key prefix of this run's own whose keys
+are deleted before each test and at the end. redis-cluster: a three-master
+Redis Cluster started on loopback ports for this run (tests/redis_servers.py).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from sessionstore.sql.engine import make_engine
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 
-BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]
-SQL_BACKENDS = BACKENDS[1:]
+BACKENDS = ["memory", "sqlite", "postgresql", "mysql", "redis", "redis-cluster"]
+SQL_BACKENDS = ["sqlite", "postgresql", "mysql"]
+REDIS_BACKENDS = ["redis", "redis-cluster"]
 
 DRIVER_VARIANTS = {"psycopg": ("postgresql", "postgresql+psycopg")}
 """Other supported drivers: backend name -> (database kind, URL scheme). The contract suite
@@ -73,6 +78,29 @@ class SQLBackend(Backend):
                 await conn.execute(delete(table))
 
 
+class RedisBackend(Backend):
+    shared_storage = True
+
+    def __init__(self, name: str, url: str, prefix: str) -> None:
+        self.name = name
+        self.url = url
+        self.prefix = prefix
+        import redis.asyncio as aioredis
+
+        cluster = url.startswith("redis+cluster://")
+        plain = url.replace("redis+cluster://", "redis://")
+        self.client: Any = (aioredis.RedisCluster.from_url(plain) if cluster else aioredis.Redis.from_url(plain))
+
+    def open(self, **options: Any) -> SessionService:
+        options.setdefault("key_prefix", self.prefix)
+        return open_service(self.url, **options)
+
+    async def reset(self) -> None:
+        from tests.redis_servers import delete_prefix
+
+        await delete_prefix(self.client, self.prefix)
+
+
 @asynccontextmanager
 async def service_factory(backend: Backend, clock: Any) -> AsyncIterator[Any]:
     """A factory ``await make(**options)`` of started services on `backend`'s emptied storage.
@@ -103,6 +131,10 @@ async def provision(name: str) -> AsyncIterator[Backend]:
     if name == "memory":
         yield Backend()
         return
+    if name in REDIS_BACKENDS:
+        async with redis_backend(name) as provisioned:
+            yield provisioned
+        return
     async with sql_database(name) as url:
         await migrate(url)
         engine = make_engine(url)
@@ -110,6 +142,27 @@ async def provision(name: str) -> AsyncIterator[Backend]:
             yield SQLBackend(name, url, engine)
         finally:
             await engine.dispose()
+
+
+@asynccontextmanager
+async def redis_backend(name: str) -> AsyncIterator[RedisBackend]:
+    """The shared Redis under a prefix of this run's own, or a private three-master cluster."""
+    from tests.redis_servers import delete_prefix, private_cluster, run_prefix, shared_url
+
+    if name == "redis":
+        backend = RedisBackend(name, await shared_url(), run_prefix())
+        try:
+            yield backend
+        finally:
+            await delete_prefix(backend.client, backend.prefix)
+            await backend.client.aclose()
+        return
+    async with private_cluster() as cluster:
+        backend = RedisBackend(name, cluster.url(), run_prefix())
+        try:
+            yield backend
+        finally:
+            await backend.client.aclose()
 
 
 @asynccontextmanager
@@ -148,7 +201,7 @@ async def migrated_database(name: str) -> AsyncIterator[MigratedDb]:
 
 
 __all__ = [
-    "BACKENDS", "CONTRACT_BACKENDS", "DRIVER_VARIANTS", "SQL_BACKENDS",
-    "Backend", "MigratedDb", "SQLBackend", "migrated_database", "provision",
+    "BACKENDS", "CONTRACT_BACKENDS", "DRIVER_VARIANTS", "REDIS_BACKENDS", "SQL_BACKENDS",
+    "Backend", "MigratedDb", "RedisBackend", "SQLBackend", "migrated_database", "provision",
     "service_factory", "sql_database",
 ]

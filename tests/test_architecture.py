@@ -9,6 +9,7 @@ Layers, lowest first:
 - sql: the SQL backend (``sessionstore.sql.*``); imports core and sql;
 - agent: the runner, models and session tools (``sessionstore.agent.*``); imports core
   (and may use the facade), never a backend, so it runs on every one;
+- redis: the Redis backend (``sessionstore.redis.*``), a sibling of sql; imports core and redis;
 - facade: ``sessionstore`` itself, ``factory``, ``demo``, ``__main__``; picks backends;
 - adapters: the framework adapters (``sessionstore.adapters``, ``.adk``, ``.openai_agents``,
   ``.langchain``); import core and the facade, never the SQL internals;
@@ -87,6 +88,8 @@ def _layer(module: str) -> str:
         return "agent"
     if any(module == a or module.startswith(a + ".") for a in ADAPTERS):
         return "adapters"
+    if module.startswith(f"{PACKAGE}.redis"):
+        return "redis"
     return "core"
 
 
@@ -94,9 +97,10 @@ ALLOWED = {
     "core": {"core"},
     "sql": {"core", "sql"},
     "agent": {"core", "facade", "agent"},
-    "facade": {"core", "sql", "agent", "facade", "cli"},
+    "redis": {"core", "redis"},
+    "facade": {"core", "sql", "redis", "agent", "facade", "cli"},
     "adapters": {"core", "facade", "adapters"},
-    "cli": {"core", "sql", "agent", "facade", "adapters", "cli"},
+    "cli": {"core", "sql", "redis", "agent", "facade", "adapters", "cli"},
 }
 
 
@@ -107,6 +111,8 @@ def test_the_graph_sees_the_package() -> None:
     assert f"{PACKAGE}.records" in graph[f"{PACKAGE}.service"]
     assert f"{PACKAGE}.service" in graph[f"{PACKAGE}.agent.runner"]
     assert f"{PACKAGE}.agent.runner" in graph[f"{PACKAGE}.agent"]
+    assert f"{PACKAGE}.redis.scripts" in graph[f"{PACKAGE}.redis.service"]
+    assert f"{PACKAGE}.redis" in graph[f"{PACKAGE}.factory"]
 
 
 def test_the_agent_layer_reaches_no_backend() -> None:

@@ -863,7 +863,7 @@ def test_an_unsupported_async_driver_is_called_that_not_a_sync_one() -> None:
     [
         "oracle://u:{pw}@db.example/app",
         "mssql+aioodbc://u:{pw}@db.example/app",
-        "redis://u:{pw}@db.example/0",
+        "memcached://u:{pw}@db.example/0",
         "http://u:{pw}@db.example/",
         "postgresql:/u:{pw}@db.example/app",
         "u:{pw}@db.example/app",

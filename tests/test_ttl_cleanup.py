@@ -28,10 +28,12 @@ from sqlalchemy import func, select
 import sessionstore as ss
 from benchmarks.cleanup import appends_during, fill_expired
 from sessionstore import CleanupResult, InMemorySessionService
+from sessionstore.redis import RedisSessionService
 from sessionstore.sql.cleanup import lock_name
 from sessionstore.sql.service import SQLSessionService
 from tests.backends import SQL_BACKENDS, Backend, provision, service_factory
 from tests.conftest import FakeClock
+from tests.redis_servers import redis_storage
 
 from .contract.helpers import APP, event, key, must_get, new_session, snapshot, user_key
 
@@ -54,6 +56,8 @@ async def storage(svc: ss.SessionService) -> dict[str, int]:
             "state": sum(len(c) for c in cells),
             "state_tombstones": len(svc._state_tombstones),
         }
+    if isinstance(svc, RedisSessionService):
+        return await redis_storage(svc)
     assert isinstance(svc, SQLSessionService)
     t = svc.tables
 
@@ -70,6 +74,11 @@ async def storage(svc: ss.SessionService) -> dict[str, int]:
             "state": await count(conn, t.app_state, *live[0]) + await count(conn, t.user_state, *live[1]),
             "state_tombstones": await count(conn, t.app_state, *dead[0]) + await count(conn, t.user_state, *dead[1]),
         }
+
+
+def trims_on_write(svc: ss.SessionService) -> bool:
+    """The in-memory and Redis backends evict events beyond event_limit as they append; SQL trims in cleanup."""
+    return isinstance(svc, (InMemorySessionService, RedisSessionService))
 
 
 def counts(result: CleanupResult) -> dict[str, int]:
@@ -290,7 +299,7 @@ async def test_dry_run_counts_what_a_real_run_removes(make_service, clock):
     assert dry.dry_run and await storage(svc) == before
     real = await svc.cleanup()
     assert counts(dry) == counts(real)
-    trimmed = 0 if isinstance(svc, InMemorySessionService) else 4
+    trimmed = 0 if trims_on_write(svc) else 4
     assert counts(real) == expect(
         sessions_expired=1, events_removed=2, events_trimmed=trimmed, app_state_expired=1,
         user_state_expired=1, tombstones_purged=1,
@@ -310,7 +319,7 @@ async def test_events_beyond_event_limit_are_trimmed_newest_kept(backend, make_s
     clock.advance(minutes=5)  # "expired" goes by expiry, not by trimming
 
     result = await svc.cleanup()
-    memory = isinstance(svc, InMemorySessionService)  # evicts beyond event_limit at write time
+    memory = trims_on_write(svc)  # evicts beyond event_limit at write time
     assert counts(result) == expect(sessions_expired=1, events_trimmed=0 if memory else 7 + 3)
     assert await stored_seqs(backend, svc, make_service, key("s1")) == [8, 9, 10, 11, 12]
     assert await stored_seqs(backend, svc, make_service, key("s2")) == [1, 2, 3]
@@ -438,7 +447,7 @@ async def test_two_services_cleaning_at_once_never_double_delete_or_deadlock(bac
         asyncio.gather(asyncio.gather(*cleaners), keep_appending()), timeout=60
     )
     total = {name: sum(counts(r)[name] for r in results) for name in counts(results[0])}
-    memory = isinstance(svc1, InMemorySessionService)
+    memory = trims_on_write(svc1)
     trimmed = 0 if memory else 5 + max(0, appended - 5)
     assert total["sessions_expired"] == 30
     assert total["events_removed"] == (0 if soft_delete else 90)

@@ -8,6 +8,8 @@ from .errors import ConfigurationError
 from .options import ServiceOptions
 from .service import SessionService
 
+REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,9 +20,12 @@ def open_service(url_or_engine: str | AsyncEngine, **options: Any) -> SessionSer
     ``memory://`` gives the in-memory backend. ``sqlite:///path``,
     ``postgresql://…``, ``mysql://…`` and ``mariadb://…`` give the SQL backend
     with aiosqlite, asyncpg or aiomysql (explicit ``+driver`` URLs are
-    honoured). An AsyncEngine may be passed instead of a URL; the service
-    then never disposes it. Options: those of ServiceOptions (event_limit,
-    session_ttl, …) plus the SQL backend's (table_prefix, schema, pool_size, …).
+    honoured). ``redis://…``, ``rediss://…`` and ``redis+cluster://…`` give
+    the Redis backend (redis-py, ``sessionstore[redis]``; its options:
+    ``key_prefix``, ``cluster=True``, redis-py client options). An
+    AsyncEngine may be passed instead of a URL; the service then never
+    disposes it. Options: those of ServiceOptions (event_limit,
+    session_ttl, …) plus the backend's own (SQL: table_prefix, schema, pool_size, …).
     """
     common, rest = ServiceOptions.split(dict(options))
     if isinstance(url_or_engine, str) and url_or_engine.split(":", 1)[0] == "memory":
@@ -31,6 +36,10 @@ def open_service(url_or_engine: str | AsyncEngine, **options: Any) -> SessionSer
         from .memory import InMemorySessionService
 
         return InMemorySessionService(common)
+    if isinstance(url_or_engine, str) and url_or_engine.split(":", 1)[0].lower() in REDIS_SCHEMES:
+        from .redis import RedisSessionService
+
+        return RedisSessionService(url_or_engine, common, **rest)
     from .sql.service import SQLSessionService
 
     return SQLSessionService.from_target(url_or_engine, common, **rest)
