@@ -13,7 +13,7 @@ from .models import ChatModel, Message, ModelReply, StreamChunk, ToolCall
 from .offline import OfflineModel
 from .openai_model import OpenAIChatModel, has_openai_key
 from .runner import Reply, ReplyStream, Runner
-from .summaries import HistorySource, LLMSummarizer, StateSummaryHistory, Summarizer
+from .summaries import HistorySource, LLMSummarizer, ServiceSummaryHistory, StateSummaryHistory, Summarizer
 from .tools import DEFINITIONS as SESSION_TOOL_DEFINITIONS
 from .tools import BoundSessionTools, SessionTools
 
@@ -33,6 +33,7 @@ __all__ = [
     "ReplyStream",
     "Runner",
     "SessionTools",
+    "ServiceSummaryHistory",
     "StateSummaryHistory",
     "StreamChunk",
     "Summarizer",

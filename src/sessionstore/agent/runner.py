@@ -31,7 +31,7 @@ from ..records import Session
 from ..service import SessionService
 from .history import events_to_messages, reply_event, summary_message, tool_result_event, user_event
 from .models import ChatModel, Message, ModelReply, ToolCall
-from .summaries import HistorySource, LLMSummarizer, StateSummaryHistory, Summarizer
+from .summaries import HistorySource, LLMSummarizer, ServiceSummaryHistory, StateSummaryHistory, Summarizer
 from .tools import SessionTools
 
 TURNS_KEY = "runner_turns"
@@ -88,6 +88,11 @@ class Runner:
     ``history_events``: how many of the newest stored events (after the
     summary) the model sees. ``summarizer``: writes a summary when its
     ``should_summarize`` says so (keep its period below ``history_events``).
+    When the service has a summarizer (``ServiceOptions.summarizer``), that
+    one is used and the summaries are the service's (`ServiceSummaryHistory`);
+    the runner's own ``summarizer`` is then refused unless it is the same.
+    Otherwise the runner keeps its summaries in the session state
+    (`StateSummaryHistory`). ``history`` overrides that choice.
     ``max_turns``: user turns per session; the next raises `MaxTurnsError`.
     ``idle_timeout``: a session not updated for that long is left as it is,
     and the turn goes to a fresh session whose metadata names the old one
@@ -124,13 +129,18 @@ class Runner:
         self.model = model
         self.app_name = app_name
         self.history_events = history_events
-        self.summarizer = summarizer
+        own: Summarizer | None = service.options.summarizer
+        if history is None and own is not None and summarizer is not None and summarizer is not own:
+            raise InvalidArgumentError(
+                "the service has its own summarizer (ServiceOptions.summarizer), which writes its summaries;"
+                " give the runner none, or the same one")
+        self.summarizer = summarizer or own
         self.max_turns = max_turns
         self.idle_timeout = idle_timeout
         self.tools = tools
         self.system_prompt = system_prompt
         self.max_tool_rounds = max_tool_rounds
-        self.history = history or StateSummaryHistory(service)
+        self.history = history or (ServiceSummaryHistory(service) if own is not None else StateSummaryHistory(service))
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ public

@@ -1,16 +1,21 @@
 """Summaries for the runner: `LLMSummarizer`, and where the runner gets a session's history from.
 
-`LLMSummarizer(model)` writes a summary with any `ChatModel`. It has the
-shape of the Summarizer protocol (``summarize(session, events,
-previous_summary)`` and ``should_summarize(session)``), structurally.
+`LLMSummarizer(model)` writes a summary with any `ChatModel`; it fits the
+core `sessionstore.summaries.Summarizer` protocol (re-exported here), so it
+can be a service's ``ServiceOptions.summarizer`` as well as a runner's.
 
 `HistorySource` is the runner's seam between "what the model sees" and
-how summaries are kept. `StateSummaryHistory` keeps the newest summary in
-the session state (key ``runner_summary``: its text and the seq of the last
-event it covers) and gives the model the summary plus only the events after
-it. It is the runner's own store: the service-level summaries
-(``create_session_summary`` / ``history_for_model``) can take its place
-behind the same seam.
+how summaries are kept. Two stores sit behind it:
+
+- `ServiceSummaryHistory`: the service's own summaries (docs/summaries.md),
+  written by ``create_session_summary`` with the service's summarizer and
+  read by ``history_for_model`` (the summary plus only the events after
+  it). The runner uses it whenever the service has a summarizer.
+- `StateSummaryHistory`: for a service without one (the runner was given
+  its own ``summarizer=``): the service API stores only summaries its own
+  summarizer wrote, so this one keeps the newest summary in the session
+  state (key ``runner_summary``: its text and the seq of the last event it
+  covers) and gives the model the summary plus only the events after it.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..errors import ConfigurationError, InvalidArgumentError
 from ..records import Event, Session
 from ..service import SessionService
+from ..summaries import Summarizer
 from .history import event_text, events_to_messages
 from .models import ChatModel, Message
 
@@ -31,15 +38,9 @@ SUMMARY_PROMPT = (
     "decisions, open questions. Be brief; plain text."
 )
 
-__all__ = ["SUMMARY_KEY", "HistorySource", "LLMSummarizer", "StateSummaryHistory", "Summarizer"]
-
-
-class Summarizer(Protocol):
-    """Writes a session summary (the protocol the summary store uses; `LLMSummarizer` fits it)."""
-
-    async def summarize(self, session: Session, events: Sequence[Event], previous_summary: str | None) -> str: ...
-
-    def should_summarize(self, session: Session) -> bool: ...
+__all__ = [
+    "SUMMARY_KEY", "HistorySource", "LLMSummarizer", "ServiceSummaryHistory", "StateSummaryHistory", "Summarizer",
+]
 
 
 class LLMSummarizer:
@@ -66,8 +67,8 @@ class LLMSummarizer:
         return reply.text.strip() or "\n".join(event_text(e) for e in events)[-2000:]
 
     def should_summarize(self, session: Session) -> bool:
-        """Yes once `every_events` of the session's events are not covered by its summary (a
-        service-level summary store passes only those; the runner's own passes the loaded window)."""
+        """Yes once `every_events` of the session's events are not covered by its summary (the
+        service passes only those; `StateSummaryHistory` passes the loaded window)."""
         covered = _summary_of(session)[1]
         return sum(1 for e in session.events if (e.seq or 0) > covered) >= self.every_events
 
@@ -80,12 +81,41 @@ class HistorySource(Protocol):
         ...
 
     async def summarize(self, session: Session, summarizer: Summarizer, *, force: bool = False) -> str | None:
-        """Write a new summary if `summarizer` says it is time (or `force`); its text, or None."""
+        """Write a new summary if `summarizer` says it is time (or `force`); its text, or None.
+        With `force` and nothing new to summarize: the stored summary (or None)."""
         ...
 
-    def summary_text(self, session: Session) -> str | None:
-        """The stored summary of `session` (read with its state), or None."""
+    async def summary_text(self, session: Session) -> str | None:
+        """The stored summary of `session`, or None."""
         ...
+
+
+class ServiceSummaryHistory:
+    """The service's summary store: written by ``create_session_summary`` with the service's summarizer
+    (``ServiceOptions.summarizer``), kept in its summaries table, read by ``history_for_model``."""
+
+    def __init__(self, service: SessionService) -> None:
+        if service.options.summarizer is None:
+            raise ConfigurationError("ServiceSummaryHistory needs a service with a summarizer (ServiceOptions.summarizer)")
+        self.service = service
+
+    async def history(self, session: Session, max_events: int) -> tuple[str | None, list[Event]]:
+        summary, events = await self.service.history_for_model(session.key, max_events)
+        return summary, events
+
+    async def summarize(self, session: Session, summarizer: Summarizer, *, force: bool = False) -> str | None:
+        """`summarizer` must be the service's: the service stores only what its own summarizer writes."""
+        if summarizer is not self.service.options.summarizer:
+            raise InvalidArgumentError("the service writes its summaries with its own summarizer; pass that one")
+        result = await self.service.create_session_summary(session.key, force=force)
+        if result.summary is not None:
+            return result.summary.text
+        if force and result.status == "up_to_date":
+            return await self.service.get_session_summary_text(session.key)
+        return None
+
+    async def summary_text(self, session: Session) -> str | None:
+        return await self.service.get_session_summary_text(session.key)
 
 
 class StateSummaryHistory:
@@ -113,7 +143,7 @@ class StateSummaryHistory:
         session.state.update(delta)
         return text
 
-    def summary_text(self, session: Session) -> str | None:
+    async def summary_text(self, session: Session) -> str | None:
         """The stored summary of `session` (as read with its state), or None."""
         return _summary_of(session)[0]
 
