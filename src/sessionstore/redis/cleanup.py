@@ -87,7 +87,7 @@ async def _round(svc: RedisSessionService, now: Any, dry_run: bool, progress: Cl
         more = 1
         while more:
             args = [base, now_us, horizon, soft, tpx, o.cleanup_batch_size, dry]
-            expired, removed, purged, more = await conn.run(
+            expired, removed, purged, more, tracks = await conn.run(
                 lambda k=keys, a=args: svc.scripts["CLEAN_SESSIONS"](keys=k, args=a), rerun_if_lost=True
             )
             result.sessions_expired += expired
@@ -96,6 +96,8 @@ async def _round(svc: RedisSessionService, now: Any, dry_run: bool, progress: Cl
             report("sessions expired", expired)
             report("events removed", removed)
             report("tombstones purged", purged)
+            result.track_events_removed += tracks
+            report("track events removed", tracks)
             await keep_lock()
     for kind, bases in (("app", apps), ("user", users)):
         for base in sorted(bases):

@@ -60,12 +60,68 @@ local function apply(h, tomb, n, pos, now, soft, px, tpx)
   if touched and px ~= nil then extend(h, px, existed) end
   return pos
 end
--- retire a session (soft: rename to a tombstone; hard: delete); returns its event count
+-- a session's metadata, summaries and tracks follow its expiry
+local function slide_extras(base, sid, px)
+  local e = esc(sid)
+  for _, k in ipairs({base .. 'md:' .. e, base .. 'sum:' .. e}) do
+    if redis.call('EXISTS', k) == 1 then slide(k, px) end
+  end
+  local trs = base .. 'trs:' .. e
+  if redis.call('EXISTS', trs) == 1 then
+    slide(trs, px)
+    for _, track in ipairs(redis.call('HKEYS', trs)) do slide(base .. 'tr:' .. e .. ':' .. esc(track), px) end
+  end
+end
+-- a retired session's summaries and tracks: into tombstone `id` (soft), or gone; how many track records
+local function retire_extras(base, sid, id, soft, tpx, dry)
+  local e = esc(sid)
+  local trs = base .. 'trs:' .. e
+  local count = 0
+  for _, track in ipairs(redis.call('HKEYS', trs)) do
+    local k = base .. 'tr:' .. e .. ':' .. esc(track)
+    count = count + redis.call('ZCARD', k)
+    if not dry then
+      if soft == '1' then
+        if redis.call('EXISTS', k) == 1 then
+          local t = base .. 'ttr:' .. id .. ':' .. esc(track)
+          redis.call('RENAME', k, t); redis.call('PEXPIRE', t, tpx)
+        end
+      else
+        redis.call('DEL', k)
+      end
+    end
+  end
+  if not dry then
+    for _, pair in ipairs({{trs, 'ttrs:'}, {base .. 'sum:' .. e, 'tsum:'}}) do
+      if soft == '1' and redis.call('EXISTS', pair[1]) == 1 then
+        redis.call('RENAME', pair[1], base .. pair[2] .. id); redis.call('PEXPIRE', base .. pair[2] .. id, tpx)
+      else
+        redis.call('DEL', pair[1])
+      end
+    end
+  end
+  return count
+end
+-- purge tombstone `id`'s summaries and tracks; how many track records
+local function purge_extras(base, id, dry)
+  local trs = base .. 'ttrs:' .. id
+  local count = 0
+  for _, track in ipairs(redis.call('HKEYS', trs)) do
+    local k = base .. 'ttr:' .. id .. ':' .. esc(track)
+    count = count + redis.call('ZCARD', k)
+    if not dry then redis.call('DEL', k) end
+  end
+  if not dry then redis.call('DEL', trs, base .. 'tsum:' .. id) end
+  return count
+end
+-- retire a session (soft: rename to a tombstone; hard: delete); returns its event and track record counts
 local function retire(base, sid, K, now, soft, tpx, app_member)
   local events = redis.call('ZCARD', K[3])
   local md = base .. 'md:' .. esc(sid)
+  local tracks
   if soft == '1' then
     local id = redis.call('INCR', K[10])
+    tracks = retire_extras(base, sid, id, soft, tpx, false)
     redis.call('HSET', K[1], 'id', sid, 'd', now)
     redis.call('RENAME', K[1], base .. 'ts:' .. id)
     redis.call('PEXPIRE', base .. 'ts:' .. id, tpx)
@@ -78,12 +134,13 @@ local function retire(base, sid, K, now, soft, tpx, app_member)
     redis.call('ZADD', K[9], now, id)
     extend(K[9], tpx, false); extend(K[10], tpx, false)
   else
+    tracks = retire_extras(base, sid, 0, soft, tpx, false)
     redis.call('DEL', K[1], K[2], K[3], K[4], md)
   end
   redis.call('ZREM', K[5], sid)
   redis.call('ZREM', K[6], sid)
   if K[14] and app_member then redis.call('ZREM', K[14], app_member) end
-  return events
+  return events, tracks
 end
 local function alive(e, now)
   return e == false or tonumber(e) > tonumber(now)
@@ -138,8 +195,7 @@ local function touch(now, expires, px, sid, amember)
     redis.call('ZREM', KEYS[6], sid)
   end
   slide(KEYS[1], px); slide(KEYS[2], px); slide(KEYS[3], px); slide(KEYS[4], px)
-  local md = ARGV[1] .. 'md:' .. esc(sid)
-  if redis.call('EXISTS', md) == 1 then slide(md, px) end
+  slide_extras(ARGV[1], sid, px)
   if KEYS[14] then
     redis.call('ZADD', KEYS[14], now, amember)
     extend(KEYS[14], px, true)
@@ -216,7 +272,7 @@ if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'e', ARGV[7])
   redis.call('ZADD', KEYS[6], ARGV[7], ARGV[2])
   for i = 1, 4 do slide(KEYS[i], ARGV[8]) end
-  if redis.call('EXISTS', md) == 1 then slide(md, ARGV[8]) end
+  slide_extras(ARGV[1], ARGV[2], ARGV[8])
   extend(KEYS[5], ARGV[8], true); extend(KEYS[6], ARGV[8], true)
 end
 local events = {}
@@ -288,10 +344,10 @@ return u
 
 # Cleanup of one user's sessions. KEYS: idx exp user utomb tombs n (the user's six).
 # ARGV: base now horizon soft tpx batch dry
-# Returns {sessions_expired, events_removed, tombstones_purged, more}
+# Returns {sessions_expired, events_removed, tombstones_purged, more, track_events_removed}
 CLEAN_SESSIONS = PRELUDE + r"""
 local base, now, horizon, soft, tpx, batch, dry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
-local expired, removed, purged, more = 0, 0, 0, 0
+local expired, removed, purged, more, tracks = 0, 0, 0, 0, 0
 local limit = {'LIMIT', 0, batch}
 if dry then limit = {} end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, unpack(limit))
@@ -305,10 +361,13 @@ for _, sid in ipairs(due) do
   elseif not alive(stamp, now) then
     expired = expired + 1
     if dry then
-      if soft ~= '1' then removed = removed + redis.call('ZCARD', K[3]) end
+      if soft ~= '1' then
+        removed = removed + redis.call('ZCARD', K[3])
+        tracks = tracks + retire_extras(base, sid, 0, soft, tpx, true)
+      end
     else
-      local n = retire(base, sid, K, now, soft, tpx)
-      if soft ~= '1' then removed = removed + n end
+      local n, t = retire(base, sid, K, now, soft, tpx)
+      if soft ~= '1' then removed = removed + n; tracks = tracks + t end
     end
   elseif not dry then
     redis.call('ZADD', KEYS[2], stamp, sid)  -- a stale score: put the real expiry back
@@ -319,12 +378,13 @@ if #old >= batch and not dry then more = 1 end
 for _, id in ipairs(old) do
   purged = purged + 1
   removed = removed + redis.call('ZCARD', base .. 'tev:' .. id)
+  tracks = tracks + purge_extras(base, id, dry)
   if not dry then
     redis.call('DEL', base .. 'ts:' .. id, base .. 'tst:' .. id, base .. 'tev:' .. id, base .. 'tmd:' .. id)
     redis.call('ZREM', KEYS[5], id)
   end
 end
-return {expired, removed, purged, more}
+return {expired, removed, purged, more, tracks}
 """
 
 # Cleanup of one state hash (a user's or an app's). KEYS: hash tomb n. ARGV: now horizon soft tpx dry

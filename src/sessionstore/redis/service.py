@@ -25,7 +25,9 @@ from ..options import ServiceOptions
 from ..records import CleanupProgress, CleanupResult, Event, Session
 from ..service import SessionService
 from ..state import ScopedDelta, merged_view
-from . import history, history_scripts, scripts
+from ..summaries import StoredSummary
+from ..tracks import TrackEvent
+from . import extras, extras_scripts, history, history_scripts, scripts
 from .cleanup import run_cleanup
 from .codec import (
     NATIVE_GRACE,
@@ -68,8 +70,9 @@ class RedisSessionService(SessionService):
         client, is_cluster = make_client(url, cluster=cluster, pool_size=pool_size, **client_options)
         self.connection = Connection(client, url, is_cluster, pool_size=pool_size, pool_timeout=float(pool_timeout))
         self.layout = KeyLayout(key_prefix)
+        sources = (scripts, history_scripts, extras_scripts)
         self.scripts = {
-            name: client.register_script(getattr(scripts, name, None) or getattr(history_scripts, name)) for name in _SCRIPTS
+            name: client.register_script(next(getattr(m, name) for m in sources if hasattr(m, name))) for name in _SCRIPTS
         }
         o = self.options
         soft_extra = o.tombstone_retention if o.soft_delete else timedelta(0)
@@ -304,6 +307,28 @@ class RedisSessionService(SessionService):
     async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
         return await history.list_app_sessions(self, app_name, limit, after, now)
 
+    # ------------------------------------------------------------------ summaries and track events (extras.py)
+
+    async def _get_summary(self, key: Key, filter_key: str, now: datetime) -> StoredSummary | None:
+        return await extras.get_summary(self, key, filter_key, now)
+
+    async def _put_summary(self, key: Key, filter_key: str, summary: StoredSummary, now: datetime) -> bool:
+        return await extras.put_summary(self, key, filter_key, summary, now)
+
+    async def _events_after(self, key: Key, after_seq: int, limit: int, now: datetime) -> list[Event] | None:
+        return await extras.events_after(self, key, after_seq, limit, now)
+
+    async def _append_track_event(self, key: Key, track: str, payload: Any, timestamp: datetime, now: datetime) -> TrackEvent:
+        return await extras.append_track_event(self, key, track, payload, timestamp, now)
+
+    async def _get_track_events(
+        self, key: Key, track: str, limit: int, after_seq: int | None, after_time: datetime | None, now: datetime
+    ) -> list[TrackEvent]:
+        return await extras.get_track_events(self, key, track, limit, after_seq, after_time, now)
+
+    async def _list_tracks(self, key: Key, now: datetime) -> list[str]:
+        return await extras.list_tracks(self, key, now)
+
     # ------------------------------------------------------------------ retention
 
     async def _cleanup(self, dry_run: bool, progress: CleanupProgress | None) -> CleanupResult:
@@ -313,4 +338,5 @@ class RedisSessionService(SessionService):
 _SCRIPTS = (
     "CREATE", "WRITE", "APPEND_BATCH", "SHARED", "READ", "LIST", "DELETE", "DELETE_EVENT", "LIST_EVENTS", "TRIM_EVENTS",
     "METADATA", "LIST_APP", "UNINDEX", "CLEAN_SESSIONS", "CLEAN_STATE", "UNLOCK", "EXTEND_LOCK",
+    "GET_SUMMARY", "PUT_SUMMARY", "EVENTS_AFTER", "APPEND_TRACK", "GET_TRACK", "LIST_TRACKS",
 )
