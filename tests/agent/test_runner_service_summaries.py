@@ -17,16 +17,9 @@ from sessionstore.agent import LLMSummarizer, Message, Runner, ServiceSummaryHis
 from sessionstore.agent.summaries import SUMMARY_KEY
 from sessionstore.errors import ConfigurationError, InvalidArgumentError
 from tests.agent.scripted import ScriptedModel, last_user
-from tests.backends import REDIS_BACKENDS
 
 APP = "weather-agent"
 KEY = Key(APP, "u1", "s1")
-
-
-@pytest.fixture(autouse=True)
-def _service_summaries(backend) -> None:
-    if backend.name in REDIS_BACKENDS:
-        pytest.skip("the Redis backend has no service-level summaries yet (create_session_summary, history_for_model)")
 
 
 def answer(messages: Sequence[Message]) -> str:

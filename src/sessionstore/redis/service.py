@@ -85,6 +85,11 @@ class RedisSessionService(SessionService):
     def is_cluster(self) -> bool:
         return self.connection.is_cluster
 
+    @property
+    def db_system(self) -> str:
+        """What telemetry reports as ``db.system`` (OpenTelemetry's name for Redis)."""
+        return "redis"
+
     async def _close(self) -> None:
         await self.connection.close()
 
