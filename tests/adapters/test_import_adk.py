@@ -109,13 +109,13 @@ async def test_an_old_pickled_adk_schema_is_refused_with_the_upgrade_command(bac
         finally:
             await engine.dispose()
         result = await invoke("import", "adk", "--from", url, "--to", target)
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a runtime failure: the database is not what the command needs
     assert "old schema (version 0" in result.output and "adk migrate session" in result.output
 
 
 async def test_a_database_that_is_not_adks_is_refused(target):
     result = await invoke("import", "adk", "--from", target, "--to", target)
-    assert result.exit_code == 2 and "not an ADK DatabaseSessionService database" in result.output
+    assert result.exit_code == 1 and "not an ADK DatabaseSessionService database" in result.output
 
 
 async def test_bad_target_and_missing_options():

@@ -12,8 +12,8 @@ directory, installed on first use. Interactive on a terminal (line editing
 and history through readline, styled output); with stdin piped, it reads a
 script of messages and commands, echoing each, and stops at its end. The
 slash commands are in ``cli.chat_app``. Errors are one line: a bad option
-or an unreachable database ends the chat (exit 2), anything later is
-reported and the chat goes on.
+ends the chat with exit 2, an unreachable database or a missing schema with
+exit 1 (cli/output.py), anything later is reported and the chat goes on.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ..redaction import redact
 from ..service import SessionService
 from .chat_app import ChatApp, new_session_id
 from .options import parse_duration
-from .output import error_text, fail
+from .output import fail_with, usage_error
 
 DEFAULT_URL = "sqlite:///.sessionstore/chat.db"
 APP_NAME = "sessionstore-chat"
@@ -85,8 +85,8 @@ def run_chat(url: str, user: str | None, session: str | None, *, event_limit: in
     try:
         UserKey(APP_NAME, user_id)
         chat_model = _choose_model(model)
-    except SessionStoreError as exc:
-        fail(str(exc))
+    except SessionStoreError as exc:  # a bad --user or --model: the command line is wrong
+        usage_error(str(exc))
     interactive = script is None and sys.stdin.isatty()
     lines = iter(script) if script is not None else None
     console = Console(highlight=False)
@@ -125,10 +125,8 @@ def _run(loop: asyncio.AbstractEventLoop, action: Coroutine[Any, Any, T], url: s
     """Run a start-up step; a failure ends the chat with one error line naming the (redacted) URL."""
     try:
         return loop.run_until_complete(action)
-    except SessionStoreError as exc:
-        fail(error_text(exc), url)
-    except Exception as exc:  # noqa: BLE001 - never a traceback
-        fail(f"{error_text(exc)} ({redact(url)})", url)
+    except Exception as exc:  # noqa: BLE001 - never a traceback; a bad URL or option exits 2, the rest 1
+        fail_with(exc, url)
 
 
 def _new_sqlite_file(url: str) -> Path | None:

@@ -36,7 +36,7 @@ from ..records import Session, utcnow
 from ..redaction import redact
 from ..service import SessionService
 from .adk_source import AdkDatabase, SourceEvent, SourceSession
-from .output import fail
+from .output import fail, usage_error
 
 app = typer.Typer(help="Copy another session store's data into sessionstore.", no_args_is_help=True)
 
@@ -71,7 +71,7 @@ def import_adk(
 ) -> None:
     """Copy sessions, events and app/user state from a Google ADK database (resumable)."""
     if target.split(":", 1)[0] == "memory":
-        fail("--to memory:// would keep nothing: give the URL of a sessionstore database")
+        usage_error("--to memory:// would keep nothing: give the URL of a sessionstore database")
     try:
         ok = asyncio.run(_main(source, target, app_name, dry_run, batch_size))
     except SessionStoreError as exc:
