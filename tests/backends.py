@@ -83,7 +83,7 @@ class RedisBackend(Backend):
 
     def __init__(self, name: str, url: str, prefix: str) -> None:
         self.name = name
-        self.url = url
+        self.url = f"{url}?key_prefix={prefix}"  # the run's keys, also for a URL handed to another process
         self.prefix = prefix
         import redis.asyncio as aioredis
 

@@ -51,6 +51,23 @@ def test_cluster_true_makes_a_cluster_client_from_a_plain_url() -> None:
     assert isinstance(svc, RedisSessionService) and svc.is_cluster
 
 
+def test_the_key_prefix_can_ride_in_the_url() -> None:
+    """A URL alone can name one deployment's keys (handed to another process, a CLI, an adapter)."""
+    svc = ss.open_service("redis://127.0.0.1:6379/0?key_prefix=run7:")
+    assert isinstance(svc, RedisSessionService) and svc.layout.prefix == "run7:"
+    same = ss.open_service("redis://127.0.0.1:6379/0?key_prefix=run7:", key_prefix="run7:")
+    assert isinstance(same, RedisSessionService) and same.layout.prefix == "run7:"
+
+
+@pytest.mark.parametrize("url, options", [
+    ("redis://127.0.0.1:6379/0?key_prefix=a:", {"key_prefix": "b:"}),
+    ("redis://127.0.0.1:6379/0?key_prefix=a:&key_prefix=b:", {}),
+])
+def test_a_key_prefix_given_twice_differently_is_refused(url: str, options: dict[str, Any]) -> None:
+    with pytest.raises(ss.ConfigurationError, match="key_prefix"):
+        ss.open_service(url, **options)
+
+
 @pytest.mark.parametrize("options", [{"bogus": 1}, {"pool_size": 0}, {"pool_timeout": -1}, {"key_prefix": 5}])
 def test_bad_options_raise_configuration_error(options: dict[str, Any]) -> None:
     with pytest.raises(ss.ConfigurationError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, DatabaseError, OutcomeUnknownError, PoolTimeoutError, SessionStoreError
 from ..redaction import redact, scrub, url_password
@@ -51,6 +51,24 @@ def import_redis() -> Any:
 POOL_SIZE = 50
 """Default for ``pool_size``: connections per server (per node of a cluster), and calls in flight."""
 POOL_TIMEOUT_S = 30.0
+
+
+DEFAULT_PREFIX = "ss:"
+"""Every key starts with the key prefix; this one unless the option or the URL says otherwise."""
+
+
+def prefix_from_url(url: str, key_prefix: str) -> tuple[str, str]:
+    """`url` without a ``key_prefix`` query parameter, and the prefix to use: the URL's, if it
+    has one (a different ``key_prefix`` option as well is a ConfigurationError), else `key_prefix`."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = [value for name, value in query if name == "key_prefix"]
+    if not given:
+        return url, key_prefix
+    if len(given) > 1 or (key_prefix != DEFAULT_PREFIX and key_prefix != given[0]):
+        raise ConfigurationError(f"key_prefix is given twice, differently, for {redact(url)}")
+    rest = urlencode([(name, value) for name, value in query if name != "key_prefix"])
+    return urlunsplit((*parts[:3], rest, parts.fragment)), given[0]
 
 
 def make_client(url: str, *, cluster: bool | None, pool_size: int = POOL_SIZE, **client_options: Any) -> tuple[Any, bool]:

@@ -41,15 +41,14 @@ from .codec import (
     millis,
     session_state,
 )
-from .connection import POOL_SIZE, POOL_TIMEOUT_S, Connection, make_client
+from .connection import DEFAULT_PREFIX, POOL_SIZE, POOL_TIMEOUT_S, Connection, make_client, prefix_from_url
 from .layout import KeyLayout
-
-DEFAULT_PREFIX = "ss:"
 
 
 class RedisSessionService(SessionService):
     """The contract on Redis. Build it with ``open_service("redis://…")`` (or ``rediss://``,
-    ``redis+cluster://``, or ``cluster=True``); ``key_prefix`` namespaces every key."""
+    ``redis+cluster://``, or ``cluster=True``); ``key_prefix`` namespaces every key (also
+    given in the URL as ``?key_prefix=…``, so a URL alone names one deployment's keys)."""
 
     def __init__(
         self,
@@ -63,6 +62,7 @@ class RedisSessionService(SessionService):
         **client_options: Any,
     ) -> None:
         super().__init__(options)
+        url, key_prefix = prefix_from_url(url, key_prefix)
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {key_prefix!r}")
         if isinstance(pool_timeout, bool) or not isinstance(pool_timeout, (int, float)) or pool_timeout <= 0:
