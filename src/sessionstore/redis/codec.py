@@ -19,6 +19,10 @@ NATIVE_GRACE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 
+MAX_EVENTS = 2**40
+"""Stands for no limit in the scripts' event counts: more than any session holds, and still an
+exact integer in Lua (the service's own "no limit" for reads, 2**62, is not)."""
+
 
 def micros(when: datetime) -> int:
     """Microseconds since the epoch (exact: integer arithmetic on timedelta)."""

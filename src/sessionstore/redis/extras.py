@@ -24,7 +24,7 @@ from ..keys import Key
 from ..records import Event
 from ..summaries import StoredSummary
 from ..tracks import TrackEvent
-from .codec import decode_events, from_micros, micros
+from .codec import MAX_EVENTS, decode_events, from_micros, micros
 from .layout import escape
 
 Service = Any
@@ -51,7 +51,8 @@ async def put_summary(svc: Service, key: Key, filter_key: str, summary: StoredSu
 
 
 async def events_after(svc: Service, key: Key, after_seq: int, limit: int, now: datetime) -> list[Event] | None:
-    flat = await svc._script("EVENTS_AFTER", _names(svc, key, "s", "ev"), [micros(now), after_seq, limit], rerun_if_lost=True)
+    args = [micros(now), after_seq, min(limit, MAX_EVENTS)]
+    flat = await svc._script("EVENTS_AFTER", _names(svc, key, "s", "ev"), args, rerun_if_lost=True)
     if flat is None or flat is False:
         return None
     events = decode_events(flat)

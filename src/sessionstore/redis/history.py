@@ -37,7 +37,7 @@ async def append_events(
 
     user_expiry = svc._expiry(svc.options.user_state_ttl, now)
     app_expiry = svc._expiry(svc.options.app_state_ttl, now)
-    args = svc._head(key, now) + ["" if expected_version is None else expected_version, svc.options.event_limit, len(prepared)]
+    args = svc._head(key, now) + ["" if expected_version is None else expected_version, svc.trim_limit, len(prepared)]
     for p in prepared:
         app = {} if svc.is_cluster else p.scoped.app
         args += [p.event.id, event_member(p), *delta_args(p.scoped.session, None, shared=False),

@@ -30,6 +30,7 @@ from ..tracks import TrackEvent
 from . import extras, extras_scripts, history, history_scripts, scripts
 from .cleanup import run_cleanup
 from .codec import (
+    MAX_EVENTS,
     NATIVE_GRACE,
     decode_event,
     decode_events,
@@ -84,6 +85,11 @@ class RedisSessionService(SessionService):
     @property
     def is_cluster(self) -> bool:
         return self.connection.is_cluster
+
+    @property
+    def trim_limit(self) -> int:
+        """The event count appends trim a session to: event_limit, or MAX_EVENTS (keep every event)."""
+        return MAX_EVENTS if self.options.event_limit is None else self.options.event_limit
 
     @property
     def db_system(self) -> str:
@@ -183,7 +189,7 @@ class RedisSessionService(SessionService):
         after_us = micros(after) if after is not None else None
         expires = self._expiry(self.options.session_ttl, now) if refresh else None
         args = [
-            self.layout.user_base(key.app_name, key.user_id), key.session_id, now_us, limit,
+            self.layout.user_base(key.app_name, key.user_id), key.session_id, now_us, min(limit, MAX_EVENTS),
             "" if after_us is None else after_us // 1_000_000, "" if after_us is None else after_us % 1_000_000,
             "" if expires is None else expires, self._px["session"],
         ]
@@ -233,7 +239,7 @@ class RedisSessionService(SessionService):
         event = prepared.event
         scoped = prepared.scoped
         args = self._head(key, now) + [
-            "" if expected_version is None else expected_version, self.options.event_limit, event.id, event_member(prepared),
+            "" if expected_version is None else expected_version, self.trim_limit, event.id, event_member(prepared),
             *delta_args(scoped.session, None, shared=False), *self._shared_args(scoped, now),
         ]
         attempts = 0
@@ -263,7 +269,7 @@ class RedisSessionService(SessionService):
         return event, int(result[2]), False
 
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
-        args = self._head(key, now) + ["", self.options.event_limit, "", "",
+        args = self._head(key, now) + ["", self.trim_limit, "", "",
                                        *delta_args(scoped.session, None, shared=False), *self._shared_args(scoped, now)]
         result = await self._script("WRITE", self._keys(key), args, rerun_if_lost=False)
         if result[0] == "missing":
