@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture
 async def target(backend, store) -> str:
     if not isinstance(backend, SQLBackend):
-        pytest.skip("the import writes to a database; memory:// keeps nothing")
+        pytest.skip("the import's target is a SQL database (it migrates it); memory:// keeps nothing, Redis is not a target yet")
     return backend.url
 
 
