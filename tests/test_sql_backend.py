@@ -666,7 +666,9 @@ async def test_newest_n_events_are_read_through_the_session_seq_index(db: Db, op
     params = {"app_name": app, "user_id": "u1", "session_id": "big", "now": t(T0 + timedelta(days=1)), "limit": 20}
     for after in (False, True):
         bound = params | ({"after": t(T0)} if after else {})
-        plan = await explain(svc, db.kind, svc.r.session[after], bound)
+        # (MySQL/MariaDB run the read as a batch of statements: the events one is explained.)
+        stmt = svc.r.session[after] if svc.r.batched is None else svc.r.batched.newest_events[after]
+        plan = await explain(svc, db.kind, stmt, bound)
         assert_index_walk(db.kind, plan, "e", f"{svc.table_prefix}events_session_seq")
 
 

@@ -103,6 +103,9 @@ class DialectRules:
     ids_sort_as_code_points = True
     """Do id columns order as their code points (binary collations)? Not PostgreSQL's
     VARCHAR, which sorts by the database's collation."""
+    batched_reads = False
+    """Is a session read a batch of plain SELECTs in one query (sql/batched_reads.py) rather than
+    one UNION ALL? MySQL/MariaDB, where the union goes through temporary tables."""
     partial_index_option: str | None = None
     """The SQLAlchemy dialect-option key under which partial indexes keep their WHERE (drift checks)."""
 
@@ -333,6 +336,7 @@ class MySQLRules(DialectRules):
     install_extra = "mysql"
     supports_returning_update = False
     has_last_insert_id = True
+    batched_reads = True
 
     def active_sql(self, alias: str = "") -> str:
         # Naming the generated column lets the (natural key..., active) unique

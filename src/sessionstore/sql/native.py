@@ -147,6 +147,11 @@ class DriverTx:
         """Run one SELECT outside any transaction of ours (one statement: one snapshot); all its rows."""
         raise NotImplementedError
 
+    async def read_sets(self, stmt: NativeSQL, params: Mapping[str, Any], count: int) -> list[list[DriverRow]]:
+        """Run a batch of `count` SELECTs sent as one query (sql/batched_reads.py) in one
+        snapshot, outside any transaction of ours; the rows of each, in order. MySQL/MariaDB."""
+        raise NotImplementedError
+
     # How this driver returns the columns a read decodes (sql/reads.py):
     @staticmethod
     def json_out(value: Any) -> Any:
@@ -382,6 +387,17 @@ class AiomysqlTx(DriverTx):
                 pass
         return rows
 
+    async def read_sets(self, stmt: NativeSQL, params: Mapping[str, Any], count: int) -> list[list[DriverRow]]:
+        # As `read`: the SELECTs and the COMMIT that ends their transaction travel as one query.
+        sets: list[list[DriverRow]] = []
+        async with self.conn.cursor() as cursor:
+            await cursor.execute(stmt.text + "; COMMIT", stmt.args(params))
+            while True:
+                sets.append(await cursor.fetchall() if len(sets) < count else [])
+                if not await cursor.nextset():
+                    break
+        return sets[:count]
+
     @staticmethod
     def text_out(value: Any) -> Any:
         return value.decode() if isinstance(value, (bytes, bytearray)) else value  # VARBINARY ids
@@ -574,6 +590,15 @@ async def driver_read(
     """Run one read-only statement on a leased driver connection and return its rows."""
     async with leased(engine, tx_class, verify=verify) as tx:
         return await tx.read(stmt, params)
+
+
+async def driver_read_sets(
+    engine: AsyncEngine, tx_class: type[DriverTx], stmt: NativeSQL, params: Mapping[str, Any], count: int,
+    *, verify: bool = False,
+) -> list[list[DriverRow]]:
+    """Run a batch of `count` read-only statements on a leased driver connection; the rows of each."""
+    async with leased(engine, tx_class, verify=verify) as tx:
+        return await tx.read_sets(stmt, params, count)
 
 
 async def driver_fetchone(

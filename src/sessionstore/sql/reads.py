@@ -41,6 +41,7 @@ from sqlalchemy.engine import Dialect
 from ..keys import Key
 from ..records import Event, Session
 from ..state import DELETE, merged_view
+from .batched_reads import BatchedSessionReads
 from .dialects import DialectRules
 from .models import Tables
 from .native import DriverRow, DriverTx, NativeSQL
@@ -179,6 +180,10 @@ class ReadSQL:
         self.events_by_id = _EventsById(sessions, events, live, sql)
         self.app_state = sql(narrow_shared[0])
         self.user_state = sql(narrow_shared[1])
+        self.batched = (
+            BatchedSessionReads(sessions, events, app_state, user_state, live, alive, sql) if rules.batched_reads else None
+        )
+        """Where the dialect reads a session as a batch of statements (sql/batched_reads.py), that form."""
 
 
 
@@ -189,7 +194,7 @@ def decode_session(rows: Sequence[DriverRow], driver: type[DriverTx], key: Key) 
     """The rows of ReadSQL.session(_only) as (Session with events in seq order, its pk), or
     None when no session row came back (missing, expired or deleted)."""
     json, text, time = driver.json_out, driver.text_out, driver.time_out
-    event = _event_decoder(driver)
+    event = event_decoder(driver)
     head: DriverRow | None = None
     events: list[tuple[int, Event]] = []
     app: dict[str, Any] = {}
@@ -244,7 +249,7 @@ def decode_page(rows: Sequence[DriverRow], driver: type[DriverTx], app_name: str
 def decode_events(rows: Sequence[DriverRow], driver: type[DriverTx], *, forward: bool) -> list[Event] | None:
     """The rows of ReadSQL.events_page or events_by_id as Events by seq (ascending if `forward`),
     or None when no session row came back."""
-    event = _event_decoder(driver)
+    event = event_decoder(driver)
     found = False
     events: list[tuple[int, Event]] = []
     for row in rows:
@@ -299,43 +304,48 @@ def _first(item: tuple[Any, Any]) -> Any:
     return item[0]
 
 
-_DECODERS: dict[type[DriverTx], Callable[[DriverRow], Event]] = {}
+UNION_EVENT_AT = (1, 4, 6, 7, 8, 9, 10, 11, 12, 13)
+"""Where an event row of the union layout holds seq, timestamp, event_id, author, invocation_id,
+branch, content, state_delta, state_removed and meta."""
+
+_DECODERS: dict[tuple[type[DriverTx], tuple[int, ...]], Callable[[DriverRow], Event]] = {}
 
 
-def _event_decoder(driver: type[DriverTx]) -> Callable[[DriverRow], Event]:
-    """A function from an event row to an Event, built once per driver.
+def event_decoder(driver: type[DriverTx], at: tuple[int, ...] = UNION_EVENT_AT) -> Callable[[DriverRow], Event]:
+    """A function from an event row (its columns at the positions `at`) to an Event, built once
+    per driver and layout.
 
     A full read decodes a thousand rows; per row, the function calls it can
     skip (ids that are str already, JSON text that needs no wrapper around
     orjson, NULL columns) are a fair share of the cost.
     """
-    known = _DECODERS.get(driver)
+    known = _DECODERS.get((driver, at))
     if known is not None:
         return known
     json: Decode = orjson.loads if driver.json_out is DriverTx.json_out else driver.json_out  # NULLs checked below
     time = driver.time_out
     text = None if driver.text_out is DriverTx.text_out else driver.text_out  # None: already str
+    seq_at, time_at, id_at, author_at, invocation_at, branch_at, content_at, delta_at, removed_at, meta_at = at
 
     def decode(row: DriverRow) -> Event:
         # A column may hold SQL NULL or, written through SQLAlchemy's JSON type, JSON null:
         # either means "none" (an empty delta, no removals, empty metadata).
-        delta = row[11]
+        delta = row[delta_at]
         delta = (None if delta is None else json(delta)) or {}
-        removed = row[12]
+        removed = row[removed_at]
         if removed is not None:
             for name in json(removed) or ():
                 delta[name] = DELETE
-        meta = row[13]
+        meta = row[meta_at]
         meta = None if meta is None else json(meta)
-        if text is None:
-            event_id, author, invocation_id, branch = row[6], row[7], row[8], row[9]
-        else:
-            event_id, author, invocation_id, branch = text(row[6]), text(row[7]), text(row[8]), text(row[9])
-        content = row[10]
+        event_id, author, invocation_id, branch = row[id_at], row[author_at], row[invocation_at], row[branch_at]
+        if text is not None:
+            event_id, author, invocation_id, branch = text(event_id), text(author), text(invocation_id), text(branch)
+        content = row[content_at]
         return Event(  # positional, in the field order of records.Event (cheaper than keywords)
-            author, None if content is None else json(content), event_id, invocation_id, time(row[4]), delta,
-            False, branch, {} if meta is None else meta, row[1],
+            author, None if content is None else json(content), event_id, invocation_id, time(row[time_at]), delta,
+            False, branch, {} if meta is None else meta, row[seq_at],
         )
 
-    _DECODERS[driver] = decode
+    _DECODERS[(driver, at)] = decode
     return decode

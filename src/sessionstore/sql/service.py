@@ -36,15 +36,17 @@ from ..state import ScopedDelta
 from ..summaries import StoredSummary
 from ..tracks import TrackEvent
 from .appends import SessionWrites
+from .batched_reads import EVENT_AT as BATCH_EVENT_AT
+from .batched_reads import decode_batched_session
 from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine
 from .errors import ConnectionLost, translate_errors
 from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
-from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, run_transaction
+from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, driver_read_sets, run_transaction
 from .queries import Queries, event_from_row
-from .reads import ReadSQL, decode_page, decode_session, decode_state
+from .reads import ReadSQL, decode_page, decode_session, decode_state, event_decoder
 from .replicas import DEFAULT_MAX_STALENESS_S, ReadRouter, replica_urls, seconds_option, session_scopes, user_scopes
 from .summaries_tracks import SummariesAndTracksSQL
 from .writes import WriteSQL
@@ -190,15 +192,19 @@ class SQLSessionService(SessionService):
     ) -> list[DriverRow]:
         """Run one read statement (sql/reads.py) on a leased driver connection: of a replica
         when `scopes` (what the read depends on) are given and one is fresh enough for them."""
-        if self.router is None or scopes is None:
-            return await self._retrying(
-                lambda fresh: driver_read(self.engine, self._tx_class, stmt, params, verify=fresh), write=False
-            )
+        return await self._routed_read(
+            scopes, lambda engine, fresh: driver_read(engine, self._tx_class, stmt, params, verify=fresh)
+        )
 
-        def run(engine: AsyncEngine) -> Awaitable[list[DriverRow]]:
-            return self._retrying(
-                lambda fresh: driver_read(engine, self._tx_class, stmt, params, verify=fresh), write=False
-            )
+    async def _routed_read(
+        self, scopes: tuple[Hashable, ...] | None, read: Callable[[AsyncEngine, bool], Awaitable[T]]
+    ) -> T:
+        """`read(engine, fresh)` on the primary, or on a replica fresh enough for `scopes`."""
+        if self.router is None or scopes is None:
+            return await self._retrying(lambda fresh: read(self.engine, fresh), write=False)
+
+        def run(engine: AsyncEngine) -> Awaitable[T]:
+            return self._retrying(lambda fresh: read(engine, fresh), write=False)
 
         return await self.router.read(scopes, run)
 
@@ -291,7 +297,16 @@ class SQLSessionService(SessionService):
             if after is not None:
                 params["after"] = time(after)
         scopes = session_scopes(key.app_name, key.user_id, key.session_id) if replica_ok else None
-        return decode_session(await self._driver_read(stmt, params, scopes), self._tx_class, key)
+        batched = self.r.batched
+        if batched is None:
+            return decode_session(await self._driver_read(stmt, params, scopes), self._tx_class, key)
+        # MySQL/MariaDB: the same parts as separate SELECTs in one query (sql/batched_reads.py).
+        stmt = batched.session_only if limit == 0 else batched.session[after is not None]
+        count = 2 if limit == 0 else 3
+        sets = await self._routed_read(
+            scopes, lambda engine, fresh: driver_read_sets(engine, self._tx_class, stmt, params, count, verify=fresh)
+        )
+        return decode_batched_session(sets, self._tx_class, key, event_decoder(self._tx_class, BATCH_EVENT_AT))
 
     async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
         time = self._tx_class.time
