@@ -32,7 +32,9 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "concurrent": [("ratio", ">=", 0.7)],
     "cleanup": [("p99_ratio", "<=", 3.0)],
     "write_behind": [("latency_ratio", ">=", 5.0), ("rate_ratio", ">=", 1.0)],
-    "tracing": [("overhead_pct", "<=", 5.0)],
+    # the SDK recording every span, and sessionstore's own wrapper alone (no-op providers); the
+    # figure sdk_floor_pct says what the SDK alone costs the same call (benchmarks/tracing.py)
+    "tracing": [("overhead_pct", "<=", 5.0), ("noop_overhead_pct", "<=", 5.0)],
     # issue 13: through each adapter vs the framework's own SQL storage (no slower than it)
     "adk": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],
     "agents": [("ratio", ">=", 1.0), ("read_ratio", "<=", 1.0)],

@@ -85,8 +85,10 @@ class _Instruments:
     """One meter's instruments, shared by the services that report through it."""
 
     meter: Any
-    appends: Any = None
-    reads: Any = None
+    append_totals: dict[Any, list[Any]] = field(default_factory=dict)
+    """sessionstore.appends: per attribute set, its [attributes, events so far] (see _total)."""
+    read_totals: dict[Any, list[Any]] = field(default_factory=dict)
+    """sessionstore.reads: per attribute set, its [attributes, reads so far]."""
     conflicts: Any = None
     retries: Any = None
     duplicates: Any = None
@@ -96,8 +98,15 @@ class _Instruments:
 
     def __post_init__(self) -> None:
         m = self.meter
-        self.appends = m.create_counter("sessionstore.appends", "{event}", "Events appended (stored or queued)")
-        self.reads = m.create_counter("sessionstore.reads", "{operation}", "Read operations")
+        # The two counters every call moves are observed: a call adds to a plain int here and the
+        # SDK reads the totals when it collects (an SDK counter's add() cost a sub-millisecond
+        # SQLite call several per cent; exporters see the same monotonic cumulative sums).
+        m.create_observable_counter(
+            "sessionstore.appends", [self._counted(self.append_totals)], "{event}", "Events appended (stored or queued)"
+        )
+        m.create_observable_counter(
+            "sessionstore.reads", [self._counted(self.read_totals)], "{operation}", "Read operations"
+        )
         self.conflicts = m.create_counter("sessionstore.conflicts", "{conflict}", "expected_version conflicts")
         self.retries = m.create_counter("sessionstore.retries", "{retry}", "Reruns after transient database errors")
         self.duplicates = m.create_counter(
@@ -111,6 +120,15 @@ class _Instruments:
         m.create_observable_counter(
             "sessionstore.persist.errors", [self._errors], "{error}", "Write-behind writes that failed"
         )
+
+    @staticmethod
+    def _counted(totals: dict[Any, list[Any]]) -> Callable[[Any], Iterable[Any]]:
+        def observe(_options: Any) -> Iterable[Any]:
+            from opentelemetry.metrics import Observation
+
+            return [Observation(count, attributes) for attributes, count in list(totals.values())]
+
+        return observe
 
     def _observe(self, value: Callable[[SessionService], int]) -> Iterable[Any]:
         from opentelemetry.metrics import Observation
@@ -149,11 +167,15 @@ def _wrap(
     error_status = trace.Status(trace.StatusCode.ERROR)
     client = trace.SpanKind.CLIENT
     mode = "queued" if service.options.async_persist else "stored"
-    fixed: dict[str, dict[str, Any]] = {}  # metric attribute sets, built on the first call (db_system is known by then)
+    fixed: dict[str, Any] = {}  # metric attribute sets and totals, made on the first call (db_system is known by then)
 
-    def attributes(system: str) -> dict[str, dict[str, Any]]:
+    def attributes(system: str) -> dict[str, Any]:
         base = {"db.system": system, "sessionstore.operation": name}
-        fixed.update(base=base, ok=base | {"sessionstore.outcome": "ok"}, append=base | {"sessionstore.mode": mode})
+        fixed.update(base=base, ok=base | {"sessionstore.outcome": "ok"})
+        if kind == "read":
+            fixed["total"] = _total(ins.read_totals, base)
+        elif kind == "append":
+            fixed["total"] = _total(ins.append_totals, base | {"sessionstore.mode": mode})
         return fixed
 
     @functools.wraps(method)
@@ -165,44 +187,61 @@ def _wrap(
         stats = OpStats()
         token = CURRENT.set(stats)
         start = time.perf_counter()
-        with tracer.start_as_current_span(
-            span_name, kind=client, attributes=attrs, record_exception=False, set_status_on_exception=False,
-        ) as span:
-            try:
-                result = await method(*args, **kwargs)
-            except BaseException as exc:
-                outcome = type(exc).__name__
-                span.set_status(error_status)
-                span.set_attributes({"error.type": outcome, "sessionstore.retries": stats.retries})
-                if isinstance(exc, ConflictError):
-                    ins.conflicts.add(1, {"db.system": system})
-                ins.duration.record(time.perf_counter() - start, metric_attrs["base"] | {"sessionstore.outcome": outcome})
-                raise
-            finally:
-                CURRENT.reset(token)
-                if stats.retries:
-                    ins.retries.add(stats.retries, metric_attrs["base"])
-                if stats.duplicates:
-                    ins.duplicates.add(stats.duplicates, metric_attrs["base"])
-            ins.duration.record(time.perf_counter() - start, metric_attrs["ok"])
-            count = _event_count(result)
-            if span.is_recording():
-                done: dict[str, Any] = {"sessionstore.retries": stats.retries}
-                if count is not None:
-                    done["sessionstore.event_count"] = count
-                span.set_attributes(done)
-            if kind == "read":
-                ins.reads.add(1, metric_attrs["base"])
-            elif kind == "append" and count:
-                ins.appends.add(count, metric_attrs["append"])
-            elif isinstance(result, CleanupResult) and not result.dry_run:
-                for cleanup_kind in CLEANUP_KINDS:
-                    rows = getattr(result, cleanup_kind)
-                    if rows:
-                        ins.cleanup_rows.add(rows, {"db.system": system, "sessionstore.kind": cleanup_kind})
-            return result
+        outcome = error = None
+        try:
+            with tracer.start_as_current_span(
+                span_name, kind=client, attributes=attrs, record_exception=False, set_status_on_exception=False,
+            ) as span:
+                try:
+                    result = await method(*args, **kwargs)
+                except BaseException as exc:
+                    error, outcome = exc, type(exc).__name__
+                    span.set_status(error_status)
+                    span.set_attributes({"error.type": outcome, "sessionstore.retries": stats.retries})
+                    raise
+                count = _event_count(result)
+                if span.is_recording():
+                    done: dict[str, Any] = {"sessionstore.retries": stats.retries}
+                    if count is not None:
+                        done["sessionstore.event_count"] = count
+                    span.set_attributes(done)
+        finally:
+            # Metrics are recorded once the span has ended: inside it, an SDK meter would also
+            # keep the span as an exemplar of each measurement, which costs more than the record.
+            elapsed = time.perf_counter() - start
+            CURRENT.reset(token)
+            base = metric_attrs["base"]
+            if outcome is None:
+                ins.duration.record(elapsed, metric_attrs["ok"])
+            else:
+                ins.duration.record(elapsed, base | {"sessionstore.outcome": outcome})
+            if isinstance(error, ConflictError):
+                ins.conflicts.add(1, {"db.system": system})
+            if stats.retries:
+                ins.retries.add(stats.retries, base)
+            if stats.duplicates:
+                ins.duplicates.add(stats.duplicates, base)
+        total = metric_attrs.get("total")  # (an error was raised above: only successes count)
+        if total is not None:
+            total[1] += 1 if kind == "read" else (count or 0)
+        elif isinstance(result, CleanupResult) and not result.dry_run:
+            for cleanup_kind in CLEANUP_KINDS:
+                rows = getattr(result, cleanup_kind)
+                if rows:
+                    ins.cleanup_rows.add(rows, {"db.system": system, "sessionstore.kind": cleanup_kind})
+        return result
 
     return traced
+
+
+def _total(totals: dict[Any, list[Any]], attributes: dict[str, Any]) -> list[Any]:
+    """The [attributes, count] cell of an observed counter for one attribute set (shared by
+    every wrapper, and every service on the meter, that reports the same set)."""
+    key = tuple(sorted(attributes.items()))
+    cell = totals.get(key)
+    if cell is None:
+        cell = totals[key] = [attributes, 0]
+    return cell
 
 
 def _ids(attrs: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any], app_at: int | None) -> None:
