@@ -17,10 +17,10 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError, SessionNotFoundError
+from .errors import ConfigurationError, SessionExistsError, SessionNotFoundError
 from .factory import open_service
 from .keys import Key
-from .records import Event
+from .records import Event, Session
 from .service import MAX_PAGE_SIZE, SessionService
 
 T = TypeVar("T")
@@ -110,6 +110,23 @@ class LoopThread:
             self._thread.join(timeout=5)
         if not self.loop.is_running():
             self.loop.close()
+
+
+async def append_creating(svc: SessionService, key: Key, events: list[Event]) -> None:
+    """Append `events` as one atomic batch, creating the session first if it is not there.
+
+    Frameworks add items to a session they never created (their storage makes
+    one on the first write); another writer may create it meanwhile, which is
+    just as good."""
+    record = Session(key.session_id, key.app_name, key.user_id)
+    try:
+        await svc.append_events(record, events)
+    except SessionNotFoundError:
+        try:
+            await svc.create_session(key)
+        except SessionExistsError:
+            pass
+        await svc.append_events(record, events)
 
 
 async def whole_history(svc: SessionService, key: Key) -> list[Event]:

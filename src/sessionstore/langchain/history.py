@@ -33,12 +33,11 @@ from typing import Any, TypeVar
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
-from ..adapters import LoopThread, ServiceHandle, whole_history
-from ..errors import ConfigurationError, SessionExistsError, SessionNotFoundError
+from ..adapters import LoopThread, ServiceHandle, append_creating, whole_history
+from ..errors import ConfigurationError, SessionNotFoundError
 from ..keys import Key
 from ..memory import InMemorySessionService
 from ..records import Event
-from ..records import Session as StoreSession
 from ..service import SessionService
 
 T = TypeVar("T")
@@ -123,16 +122,7 @@ class SessionStoreChatMessageHistory(BaseChatMessageHistory):
             if not isinstance(message, BaseMessage):
                 raise TypeError(f"expected a BaseMessage, got {type(message).__name__}")
         events = [Event(author=m.type[:255], content=message_to_dict(m), metadata={MARKER: 1}) for m in messages]
-        svc = await self._handle.get()
-        record = StoreSession(self.key.session_id, self.key.app_name, self.key.user_id)
-        try:
-            await svc.append_events(record, events)
-        except SessionNotFoundError:
-            try:
-                await svc.create_session(self.key)
-            except SessionExistsError:
-                pass
-            await svc.append_events(record, events)
+        await append_creating(await self._handle.get(), self.key, events)
 
     async def _clear(self) -> None:
         svc = await self._handle.get()

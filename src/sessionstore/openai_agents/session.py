@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
 
-from ..adapters import ServiceHandle, whole_history
-from ..errors import InvalidArgumentError, SessionExistsError, SessionNotFoundError
+from ..adapters import ServiceHandle, append_creating, whole_history
+from ..errors import InvalidArgumentError, SessionNotFoundError
 from ..keys import Key
 from ..records import Event
-from ..records import Session as StoreSession
 from ..service import SessionService
 
 if TYPE_CHECKING:
@@ -86,16 +85,7 @@ class SessionStoreSession:
         if not items:
             return
         events = [_event(item) for item in items]
-        svc = await self._handle.get()
-        record = StoreSession(self.key.session_id, self.key.app_name, self.key.user_id)
-        try:
-            await svc.append_events(record, events)
-        except SessionNotFoundError:
-            try:
-                await svc.create_session(self.key)
-            except SessionExistsError:
-                pass  # another writer created it meanwhile
-            await svc.append_events(record, events)
+        await append_creating(await self._handle.get(), self.key, events)
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item, or None if there is none."""
