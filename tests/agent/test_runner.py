@@ -155,6 +155,23 @@ async def test_two_runners_on_two_services_lose_no_turn(make_service, backend) -
     assert sorted(e.content["text"] for e in stored.events if e.author == "user") == sorted(f"m{i}" for i in range(8))
 
 
+async def test_max_turns_holds_across_runners_on_two_services(make_service, backend) -> None:
+    """Two runners (two services, as two processes would have) racing for the last turns of
+    one session: exactly max_turns turns are stored, the rest get MaxTurnsError."""
+    if not backend.shared_storage:
+        pytest.skip("two memory services share nothing")
+    runners = [Runner(await make_service(), ScriptedModel(delay=0.002), APP, max_turns=3) for _ in range(2)]
+    results = await asyncio.gather(
+        *(runners[i % 2].run("u1", "s1", f"m{i}") for i in range(8)), return_exceptions=True
+    )
+    assert sum(isinstance(r, str) for r in results) == 3
+    assert all(isinstance(r, MaxTurnsError) for r in results if not isinstance(r, str)), results
+    stored = await (await make_service()).get_session(Key(APP, "u1", "s1"))
+    # (turns of two processes may interleave: the per-session lock is in-process)
+    assert sorted(e.author for e in stored.events) == ["assistant"] * 3 + ["user"] * 3
+    assert stored.state[TURNS_KEY] == 3
+
+
 async def test_tool_calls_are_run_and_stored_as_events(make_service) -> None:
     svc = await make_service()
     runner0 = Runner(svc, ScriptedModel(), APP)

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import InvalidArgumentError, MaxTurnsError, SessionExistsError
+from ..errors import ConflictError, InvalidArgumentError, MaxTurnsError, SessionExistsError
 from ..keys import Key
 from ..records import Session
 from ..service import SessionService
@@ -38,6 +38,9 @@ TURNS_KEY = "runner_turns"
 """Session-state key counting the user turns the runner stored (checked against max_turns)."""
 PREVIOUS_SESSION, NEXT_SESSION = "previous_session", "next_session"
 """Metadata keys linking a session that went idle to the fresh one that replaced it."""
+
+_TURN_ATTEMPTS = 8
+"""How often a turn re-reads the count after losing a race with a turn stored elsewhere."""
 
 __all__ = ["NEXT_SESSION", "PREVIOUS_SESSION", "TURNS_KEY", "Reply", "ReplyStream", "Runner"]
 
@@ -192,17 +195,29 @@ class Runner:
         lock = self._lock(key)  # held by this frame, so the weak dictionary keeps it while we run
         async with lock:
             session, fresh = await self._session(key)
-            out.session_id, out.new_session = session.id, fresh
-            turns = session.state.get(TURNS_KEY, 0)
-            turns = turns if type(turns) is int else 0
-            if self.max_turns is not None and turns >= self.max_turns:
-                raise MaxTurnsError(
-                    f"session {session.id!r} has had its {self.max_turns} turns (max_turns); start a new session",
-                    max_turns=self.max_turns, turns=turns)
             invocation = uuid.uuid4().hex
-            event = user_event(message, invocation)
-            event.state_delta[TURNS_KEY] = turns + 1
-            await self.service.append_event(session, event)
+            for attempt in range(_TURN_ATTEMPTS):
+                out.session_id, out.new_session = session.id, fresh
+                turns = session.state.get(TURNS_KEY, 0)
+                turns = turns if type(turns) is int else 0
+                if self.max_turns is not None and turns >= self.max_turns:
+                    raise MaxTurnsError(
+                        f"session {session.id!r} has had its {self.max_turns} turns (max_turns); start a new session",
+                        max_turns=self.max_turns, turns=turns)
+                event = user_event(message, invocation)
+                event.state_delta[TURNS_KEY] = turns + 1
+                if self.max_turns is None:
+                    await self.service.append_event(session, event)
+                    break
+                # The count is checked at the version it was read at: a runner in another process
+                # that stored a turn meanwhile makes this a conflict, and the count is read again.
+                try:
+                    await self.service.append_event(session, event, expected_version=session.version)
+                    break
+                except ConflictError:
+                    if attempt + 1 == _TURN_ATTEMPTS:
+                        raise
+                    session, fresh = await self._session(key)
             tools = self.tools.for_user(key.user_id, session.id) if self.tools and self.model.supports_tools else None
             for _round in range(self.max_tool_rounds):
                 messages = await self._messages(session)
