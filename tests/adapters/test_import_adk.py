@@ -1,5 +1,5 @@
 """``sessionstore import adk`` on a database written by ADK's own DatabaseSessionService
-(created here with ADK itself), into each SQL backend: counts, dry run, --app, a resumed
+(created here with ADK itself), into each SQL backend and Redis: counts, dry run, --app, a resumed
 import, the result read back through the ADK adapter, and old schemas refused."""
 
 from __future__ import annotations
@@ -17,22 +17,23 @@ from sessionstore.adk import SessionStoreSessionService
 from sessionstore.cli import app as cli
 from sessionstore.sql.engine import make_engine, normalize_url
 from tests.adapters.test_adk import rich_event, text_event
-from tests.backends import SQLBackend, sql_database
+from tests.backends import RedisBackend, SQLBackend, sql_database
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
 async def target(backend, store) -> str:
-    if not isinstance(backend, SQLBackend):
-        pytest.skip("the import's target is a SQL database (it migrates it); memory:// keeps nothing, Redis is not a target yet")
+    if not isinstance(backend, (SQLBackend, RedisBackend)):
+        pytest.skip("memory:// keeps nothing: it is no target for an import")
     return backend.url
 
 
 @pytest.fixture
 async def adk_db(backend, target):
-    """A scratch database of the backend's kind, as ADK's DatabaseSessionService writes it."""
-    async with sql_database(backend.name) as url:
+    """A scratch database of the backend's kind (SQLite next to Redis), as ADK's
+    DatabaseSessionService writes it."""
+    async with sql_database(backend.name if isinstance(backend, SQLBackend) else "sqlite") as url:
         yield url, DatabaseSessionService(normalize_url(url).render_as_string(hide_password=False))
 
 
@@ -99,13 +100,14 @@ async def test_import_copies_what_adk_wrote_and_the_adapter_reads_it_back(adk_db
 
 
 async def test_an_old_pickled_adk_schema_is_refused_with_the_upgrade_command(backend, target):
-    async with sql_database(backend.name) as url:
+    kind = backend.name if isinstance(backend, SQLBackend) else "sqlite"
+    async with sql_database(kind) as url:
         engine = make_engine(url)
         try:
             async with engine.begin() as conn:
                 await conn.execute(text("CREATE TABLE sessions (app_name VARCHAR(128), user_id VARCHAR(128), id VARCHAR(128))"))
                 await conn.execute(text("CREATE TABLE events (id VARCHAR(128), actions BLOB)".replace(
-                    "BLOB", "BYTEA" if backend.name == "postgresql" else "BLOB")))
+                    "BLOB", "BYTEA" if kind == "postgresql" else "BLOB")))
         finally:
             await engine.dispose()
         result = await invoke("import", "adk", "--from", url, "--to", target)
@@ -113,7 +115,11 @@ async def test_an_old_pickled_adk_schema_is_refused_with_the_upgrade_command(bac
     assert "old schema (version 0" in result.output and "adk migrate session" in result.output
 
 
-async def test_a_database_that_is_not_adks_is_refused(target):
+async def test_a_database_that_is_not_adks_is_refused(backend, target):
+    if isinstance(backend, RedisBackend):  # Redis is no ADK source at all
+        result = await invoke("import", "adk", "--from", target, "--to", target)
+        assert result.exit_code == 1 and "unsupported database 'redis'" in result.output
+        return
     result = await invoke("import", "adk", "--from", target, "--to", target)
     assert result.exit_code == 1 and "not an ADK DatabaseSessionService database" in result.output
 

@@ -2,6 +2,9 @@
 
     sessionstore import adk --from sqlite:///adk.db --to postgresql://app@db/agents [--app NAME] [--dry-run]
 
+The target is any sessionstore database but memory:// (SQL or Redis); the
+source is an ADK database (SQLite, PostgreSQL or MySQL/MariaDB).
+
 Copies sessions (with their creation and last-update times), their events
 (stored exactly as ``sessionstore.adk.SessionStoreSessionService`` stores
 them, so that adapter reads them back as ADK wrote them) and app and user
@@ -14,7 +17,7 @@ with a count check: every source event must be in the target, else exit 1.
 
 Event state deltas are replayed as the events are appended; the final
 session, app and user state are then written as ADK had them, so the target
-ends with ADK's state whatever the replay did. The target database must be
+ends with ADK's state whatever the replay did. A SQL target must be
 migrated (``sessionstore db upgrade``).
 """
 
@@ -30,7 +33,7 @@ import typer
 
 from ..adapters import require_framework, whole_history
 from ..errors import SessionExistsError, SessionStoreError
-from ..factory import open_service
+from ..factory import REDIS_SCHEMES, open_service
 from ..keys import Key, UserKey
 from ..records import Session, utcnow
 from ..redaction import redact
@@ -64,7 +67,7 @@ class Tally:
 @app.command("adk")
 def import_adk(
     source: Annotated[str, typer.Option("--from", help="URL of the ADK DatabaseSessionService database.")],
-    target: Annotated[str, typer.Option("--to", help="URL of the sessionstore database (migrated).")],
+    target: Annotated[str, typer.Option("--to", help="URL of the sessionstore database (SQL, migrated; or Redis).")],
     app_name: Annotated[str | None, typer.Option("--app", help="Copy only this app's sessions and state.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be copied; write nothing.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1000, help="Sessions per page, events per append.")] = 500,
@@ -94,7 +97,9 @@ async def _main(source_url: str, target_url: str, app_name: str | None, dry_run:
                        f"{len(apps)} app states and {len(users)} user states from {redact(source_url)}")
             return True
         clock = ImportClock()
-        svc = open_service(target_url, clock=clock, cleanup_interval=None, auto_migrate=False)
+        # A SQL target must be migrated already (the import never changes a schema); Redis has none.
+        schema = {} if target_url.split(":", 1)[0] in REDIS_SCHEMES else {"auto_migrate": False}
+        svc = open_service(target_url, clock=clock, cleanup_interval=None, **schema)
         await svc.start()
         try:
             tally = await _copy(source, svc, clock, app_name, batch, sessions, events)
