@@ -176,7 +176,7 @@ def every_operation(svc: SQLSessionService, session: ss.Session) -> dict[str, Ca
 
 async def pooled_in_transaction(svc: SQLSessionService) -> list[bool]:
     """Check out every idle connection of the service's pool and ask its driver whether it
-    is inside a transaction (asyncpg, aiomysql and aiosqlite each say so)."""
+    is inside a transaction (asyncpg, psycopg, aiomysql and aiosqlite each say so)."""
     idle = svc.engine.pool.checkedin()  # type: ignore[attr-defined]
     found = []
     async with AsyncExitStack() as stack:
@@ -187,6 +187,8 @@ async def pooled_in_transaction(svc: SQLSessionService) -> list[bool]:
                 found.append(driver.is_in_transaction())
             elif hasattr(driver, "get_transaction_status"):  # aiomysql
                 found.append(driver.get_transaction_status())
+            elif hasattr(driver, "info"):  # psycopg: IDLE is the only state outside a transaction
+                found.append(driver.info.transaction_status.name != "IDLE")
             else:  # aiosqlite
                 found.append(driver.in_transaction)
     return found

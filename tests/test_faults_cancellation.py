@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 import sessionstore as ss
 from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
-from tests.backends import SQL_BACKENDS, MigratedDb, migrated_database, sql_database
+from tests.backends import DRIVER_VARIANTS, SQL_BACKENDS, MigratedDb, migrated_database, sql_database
 from tests.fault_checks import Acknowledged, compare_acknowledged, pooled_in_transaction, wait_no_open_transactions
 
 MAX_OPERATIONS = 1200
@@ -57,9 +57,10 @@ SESSIONS = 3
 Db = MigratedDb
 
 
-@pytest.fixture(scope="module", params=SQL_BACKENDS)
+@pytest.fixture(scope="module", params=[*SQL_BACKENDS, *DRIVER_VARIANTS])
 async def db(request: pytest.FixtureRequest) -> AsyncIterator[Db]:
-    """A scratch database of each SQL kind, migrated with the default prefix, for the whole module."""
+    """A scratch database of each SQL kind (and PostgreSQL through psycopg too), migrated with
+    the default prefix, for the whole module."""
     async with migrated_database(request.param) as migrated:
         yield migrated
 

@@ -221,13 +221,13 @@ def report(what: str, figures: dict[str, float], record_property: Callable[[str,
 # --------------------------------------------------------------------------- restarts
 
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.parametrize(("mode", "driver"), [("fast", "asyncpg"), ("immediate", "asyncpg"), ("immediate", "psycopg")])
 async def test_postgres_restart_append_only_and_mixed_services_recover_and_lose_nothing(
-    private_pg: PrivatePostgres, mode: str, record_property: Callable[[str, Any], None]
+    private_pg: PrivatePostgres, mode: str, driver: str, record_property: Callable[[str, Any], None]
 ) -> None:
-    url = await new_database(private_pg)
+    url = (await new_database(private_pg)).replace("postgresql://", f"postgresql+{driver}://", 1)
     figures = await restart_under_load(url, lambda: private_pg.stop(mode), private_pg.start)
-    report(f"postgresql_{mode}", figures, record_property)
+    report(f"postgresql_{driver}_{mode}", figures, record_property)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
