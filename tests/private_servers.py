@@ -247,6 +247,8 @@ class PrivateMariaDB:
         self.data = root / "data"
         self.port = port
         self.proc: asyncio.subprocess.Process | None = None
+        self.extra_args: list[str] = []
+        """More mariadbd options for the next start (e.g. TLS certificates)."""
 
     @classmethod
     async def create(cls, root: Path) -> PrivateMariaDB:
@@ -274,6 +276,7 @@ class PrivateMariaDB:
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.root / 'mysqld.pid'}",
             f"--log-error={self.root / 'server.log'}", "--skip-log-bin", "--skip-name-resolve",
             "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=1", "--max-connections=100",
+            *self.extra_args,
         ]
         if os.geteuid() == 0:
             argv.append("--user=root")

@@ -13,10 +13,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import sessionstore as ss
 from sessionstore.cli import app
+from sessionstore.sql.engine import make_engine
 from tests.cli_runner import cli_runner
 from tests.dbs import server_url
 
@@ -26,6 +28,15 @@ PASSWORD = "s3cret-pw"
 async def _server(kind: str, **parts: object) -> str:
     url = make_url(await server_url(kind)).set(**parts)  # type: ignore[arg-type]
     return url.render_as_string(hide_password=False)
+
+
+async def _offers_tls() -> bool:
+    engine = make_engine(await server_url("mysql"))
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT @@have_ssl"))).scalar() == "YES"
+    finally:
+        await engine.dispose()
 
 
 async def _case_url(case: str, tmp_path: Path) -> str:
@@ -47,6 +58,10 @@ async def _case_url(case: str, tmp_path: Path) -> str:
         return await _server("mysql", database="no_such_database")
     if case == "tls-postgresql":  # the CA file verify-full needs is not there (and the server may offer no TLS)
         return await _server("postgresql", query={"ssl": "verify-full"})
+    if case == "tls-mysql":  # TLS asked for; the shared server offers none (aiomysql alone would go on in the clear)
+        if await _offers_tls():
+            pytest.skip("this MariaDB offers TLS; tests/test_mysql_tls.py covers a server with and without it")
+        return await _server("mysql", query={"ssl": "true"})
     if case == "sqlite-directory":
         return f"sqlite:///{tmp_path}/no/such/dir/app.db"
     if case == "sqlite-read-only":  # a file opened read-only (root ignores file modes, so say it in the URL)
@@ -66,6 +81,7 @@ CASES = {
     "database-postgresql": ("the database does not exist", "create it first"),
     "database-mysql": ("the database does not exist", "create it first"),
     "tls-postgresql": ("the TLS (SSL) connection failed", "check the URL's ssl/sslmode options"),
+    "tls-mysql": ("the TLS (SSL) connection failed", "check the URL's ssl options"),
     "sqlite-directory": ("the SQLite file cannot be opened", "check that its directory exists"),
     "sqlite-read-only": ("the SQLite file is read-only", "give this process write access"),
 }

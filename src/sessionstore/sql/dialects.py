@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from .. import jsonvalue
-from . import leases
+from . import leases, mysql_tls
 from .errors import driver_error
 
 if TYPE_CHECKING:
@@ -236,6 +236,14 @@ class DialectRules:
         exist): (what is wrong, the likely fix), or None."""
         return None
 
+    def tls_from_url(self, url: URL) -> tuple[URL, Any]:
+        """The URL to give SQLAlchemy and the TLS context to give the driver (``connect_args``
+        ``ssl``), where the driver does not read the URL's TLS options itself; else (url, None)."""
+        return url, None
+
+    def refuse_plaintext(self, engine: AsyncEngine) -> None:
+        """Make `engine` refuse a connection on which the TLS that tls_from_url set up is off."""
+
     def connection_problem(self, exc: BaseException) -> tuple[str, str] | None:
         """This database's own words for a failure to connect (bad credentials, no such
         database, a file it cannot open or write): (what went wrong, the likely fix), or None.
@@ -368,6 +376,12 @@ class MySQLRules(DialectRules):
             pairs = ", ".join(f":state_path_{i}, JSON_EXTRACT(:state_value_{i}, '$')" for i in range(sets))
             sql = f"JSON_SET({sql}, {pairs})"
         return sql
+
+    def tls_from_url(self, url: URL) -> tuple[URL, Any]:
+        return mysql_tls.tls_from_url(url)  # aiomysql ignores the URL's ssl_* (sql/mysql_tls.py)
+
+    def refuse_plaintext(self, engine: AsyncEngine) -> None:
+        mysql_tls.refuse_plaintext(engine)  # aiomysql goes on without TLS if the server has none
 
     def engine_options(self) -> dict[str, Any]:
         # READ COMMITTED: no gap locks, so concurrent appends queue on the session row only.

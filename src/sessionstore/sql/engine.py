@@ -68,6 +68,9 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
         reason, fix = problem
         raise DatabaseError(f"{reason} on {normalized.render_as_string(hide_password=True)}: {fix}")
     options = rules.engine_options() | engine_options
+    normalized, tls = rules.tls_from_url(normalized)
+    if tls is not None:
+        options["connect_args"] = {**options.get("connect_args", {}), "ssl": tls}
     try:
         engine = create_async_engine(normalized, **options)
     except (ArgumentError, TypeError) as exc:
@@ -77,6 +80,8 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
         raise ConfigurationError(
             f"the {driver} driver is not installed: pip install 'sessionstore[{rules.extra_for(driver)}]' ({exc})"
         ) from None
+    if tls is not None:
+        rules.refuse_plaintext(engine)
     prepare_engine(engine)
     return engine
 
