@@ -635,6 +635,33 @@ async def analyze(svc: SQLSessionService, kind: str, table: Any) -> None:
         await conn.commit()
 
 
+@pytest.mark.parametrize("soft_delete", [True, False])
+async def test_an_append_never_lands_in_a_replaced_session_row(
+    db: Db, open_svc: OpenService, app: str, soft_delete: bool
+) -> None:
+    """MySQL/MariaDB append through the pk a service last saw for a session (sql/appends.py).
+    Another service deletes the session and creates it again (a new row): this service's
+    next append must go to the new row, the old one untouched, on every database."""
+    mine, other = await open_svc(soft_delete=soft_delete), await open_svc(soft_delete=soft_delete)
+    k = ss.Key(app, "u1", "replaced")
+    first = await mine.create_session(k)
+    await mine.append_event(first, ss.Event(author="user", content="to the first row"))  # (remembers its pk)
+    old_pk = await session_pk(mine, k)
+    await other.delete_session(k)
+    await other.create_session(k, {"fresh": True})
+    # (a Session at the new row's version 0: only the remembered pk is out of date)
+    caller = ss.Session(k.session_id, k.app_name, k.user_id)
+    stored = await mine.append_event(caller, ss.Event(author="user", content="to the new row", state_delta={"n": 1}))
+    assert stored.seq == 1
+    now = await mine.get_session(k)
+    assert [e.content for e in now.events] == ["to the new row"] and now.state == {"fresh": True, "n": 1}
+    assert await session_pk(mine, k) != old_pk
+    async with mine.engine.connect() as conn:  # the first row kept its one event
+        events = mine.tables.events
+        old = (await conn.execute(select(events.c.content).where(events.c.session_pk == old_pk))).scalars().all()
+    assert old == (["to the first row"] if soft_delete else [])
+
+
 async def test_newest_n_events_are_read_through_the_session_seq_index(db: Db, open_svc: OpenService, app: str) -> None:
     svc = await open_svc()
     e, s = svc.tables.events, svc.tables.sessions

@@ -37,6 +37,8 @@ T = TypeVar("T")
 _UNKNOWN = ""  # (a "not looked up yet" marker: no path is empty)
 _MAX_PATHS = 4096
 """Most state keys whose JSON path is remembered (beyond, it is worked out per write)."""
+_MAX_PKS = 65536
+"""Most session pks remembered (see SessionWrites.remember_pk)."""
 
 Appended = tuple[Event, int, bool]
 """(the stored event, the session's version after it, whether it was stored before: a retry)."""
@@ -83,6 +85,17 @@ class SessionWrites:
         self._stored_event = stored_event
         self._paths: dict[str, str | None] = {}
         """State key -> its path (DialectRules.state_key_path), for keys seen before."""
+        self._pks: dict[Key, int] = {}
+        """Session key -> its row's pk, as last read or written (MySQL/MariaDB's append by pk)."""
+
+    def remember_pk(self, key: Key, pk: int) -> None:
+        """Note the pk of a session's row (a read or a write just saw it)."""
+        if self.w.insert_event_after_claim is None:
+            return
+        pks = self._pks
+        if len(pks) >= _MAX_PKS and key not in pks:
+            pks.clear()  # (a plain bound: the pks of the sessions in use come back with their next read)
+        pks[key] = pk
 
     # ------------------------------------------------------------------ appends
 
@@ -127,6 +140,7 @@ class SessionWrites:
                 )
             await self._finish(tx, [*pending, (w.insert_event, call.row | {"session_pk": pk, "seq": seq}), *shared])
             event.seq = seq
+            self.remember_pk(key, pk)
             return version + 1
 
         try:
@@ -141,11 +155,18 @@ class SessionWrites:
         COMMIT in one query); two with app:/user: keys, whose writes must wait for the
         UPDATE's answer."""
         key, scoped, event, w = call.key, call.prepared.scoped, call.prepared.event, self.w
-        insert_by_key = w.insert_event_by_key
-        assert insert_by_key is not None
-        claim = w.folded("claim_at_version", *fold.shape)
         claim_params = call.owner | fold.params | {"now": call.stamp, "expires_at": call.expires_at, "known_version": known_version}
-        insert = (insert_by_key, call.row | call.owner)
+        pk = self._pks.get(key)
+        insert: Step
+        if pk is None:
+            assert w.insert_event_by_key is not None
+            claim = w.folded("claim_at_version", *fold.shape)
+            insert = (w.insert_event_by_key, call.row | call.owner)
+        else:  # the row's pk, as last seen: no index lookup by key (a stale one matches nothing)
+            assert w.insert_event_after_claim is not None
+            claim = w.folded("claim_at_version_by_pk", *fold.shape)
+            claim_params["pk"] = pk
+            insert = (w.insert_event_after_claim, call.row | {"pk": pk})
         shared = self.shared_steps(scoped, key.app_name, key.user_id, call.now)
 
         async def work(tx: DriverTx) -> int | None:
@@ -167,6 +188,7 @@ class SessionWrites:
         except _AlreadyStored:
             return await self._stored_event(key, event.id, call.now)
         if seq is None:
+            self._pks.pop(key, None)  # (the general path learns it again)
             return None
         event.seq = seq
         return event, known_version + 1, False

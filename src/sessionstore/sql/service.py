@@ -306,7 +306,10 @@ class SQLSessionService(SessionService):
         sets = await self._routed_read(
             scopes, lambda engine, fresh: driver_read_sets(engine, self._tx_class, stmt, params, count, verify=fresh)
         )
-        return decode_batched_session(sets, self._tx_class, key, event_decoder(self._tx_class, BATCH_EVENT_AT))
+        found = decode_batched_session(sets, self._tx_class, key, event_decoder(self._tx_class, BATCH_EVENT_AT))
+        if found is not None:
+            self.writes.remember_pk(key, found[1])  # appends find the row by it (sql/appends.py)
+        return found
 
     async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
         time = self._tx_class.time
