@@ -187,7 +187,8 @@ def _wrap(
         stats = OpStats()
         token = CURRENT.set(stats)
         start = time.perf_counter()
-        outcome = error = None
+        outcome: str | None = None
+        conflict = False
         try:
             with tracer.start_as_current_span(
                 span_name, kind=client, attributes=attrs, record_exception=False, set_status_on_exception=False,
@@ -195,7 +196,7 @@ def _wrap(
                 try:
                     result = await method(*args, **kwargs)
                 except BaseException as exc:
-                    error, outcome = exc, type(exc).__name__
+                    outcome, conflict = type(exc).__name__, isinstance(exc, ConflictError)
                     span.set_status(error_status)
                     span.set_attributes({"error.type": outcome, "sessionstore.retries": stats.retries})
                     raise
@@ -215,7 +216,7 @@ def _wrap(
                 ins.duration.record(elapsed, metric_attrs["ok"])
             else:
                 ins.duration.record(elapsed, base | {"sessionstore.outcome": outcome})
-            if isinstance(error, ConflictError):
+            if conflict:
                 ins.conflicts.add(1, {"db.system": system})
             if stats.retries:
                 ins.retries.add(stats.retries, base)
