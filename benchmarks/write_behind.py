@@ -4,7 +4,8 @@ Both sides append the same events round-robin over 8 sessions from one task,
 on the same tables, in alternating rounds. The synchronous side's rate is its
 durable rate; the write-behind side's rate counts the time until ``flush()``
 has made every event durable, and its latency is what ``append_event`` costs
-the caller (queueing).
+the caller (queueing). The write-behind service has the default
+``persist_workers`` (4; 1 on SQLite) unless `workers` says otherwise.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ async def _round(svc: SessionService, sessions: list, n: int) -> tuple[Latencies
     return Latencies(samples, wall), wall
 
 
-async def bench_write_behind(kind: str, n: int, rounds: int = 4, workers: int = 4) -> dict[str, float]:
+async def bench_write_behind(kind: str, n: int, rounds: int = 4, workers: int | None = None) -> dict[str, float]:
     async with scratch_service(kind) as sync_svc:
         url = sync_svc.engine.url.render_as_string(hide_password=False)
         wb_svc = open_service(url, table_prefix=sync_svc.table_prefix, cleanup_interval=None,

@@ -18,6 +18,10 @@ NO_EVENT_LIMIT = 2**62
 event_num): a LIMIT every database takes, larger than any session's history."""
 
 
+DEFAULT_PERSIST_WORKERS = 4
+"""Write-behind workers where the database takes concurrent writers (ServiceOptions.persist_workers)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
     """Behaviour knobs common to all backends. TTLs of None mean "never expires"."""
@@ -46,7 +50,9 @@ class ServiceOptions:
     get_session_hooks: tuple[Any, ...] = ()
     # write-behind (docs/write-behind.md): appends return once queued; workers store them
     async_persist: bool = False
-    persist_workers: int = 4
+    persist_workers: int | None = None
+    """Workers storing the queue; None: DEFAULT_PERSIST_WORKERS, or 1 on SQLite (one writer at a
+    time: more workers only take turns)."""
     persist_queue_size: int = 10_000
     """Queued events per worker before append_event waits for room."""
     # observability (docs/observability.md): OpenTelemetry spans and metrics, extra `otel`
@@ -61,7 +67,7 @@ class ServiceOptions:
             "persist_workers", "persist_queue_size",
         ):
             value = getattr(self, name)
-            if name == "event_limit" and value is None:
+            if name in ("event_limit", "persist_workers") and value is None:
                 continue
             if type(value) is not int or value < 1:
                 never = " or None (keep every event)" if name == "event_limit" else ""

@@ -21,7 +21,7 @@ from .events import PreparedEvent, copy_delta, copy_event, prepare_event
 from .hooks import AppendEventContext, Chain, GetSessionContext
 from .keys import Key, UserKey, check_identifier
 from .opstats import note_duplicate
-from .options import ServiceOptions
+from .options import DEFAULT_PERSIST_WORKERS, ServiceOptions
 from .records import CleanupProgress, CleanupResult, Event, Session, SessionPage, new_id
 from .service_history import HistoryAndMetadata
 from .state import (
@@ -64,7 +64,8 @@ class SessionService(HistoryAndMetadata, SummariesAndTracks):
         self._append_chain: Chain[AppendEventContext, Event] = Chain(self.options.append_event_hooks, self._append_in_context)
         self._read_chain: Chain[GetSessionContext, Session | None] = Chain(self.options.get_session_hooks, self._read_in_context)
         o = self.options
-        self._persist = WriteBehind(self._append_event, o.persist_workers, o.persist_queue_size) if o.async_persist else None
+        workers = DEFAULT_PERSIST_WORKERS if o.persist_workers is None else o.persist_workers
+        self._persist = WriteBehind(self._append_event, workers, o.persist_queue_size) if o.async_persist else None
         if o.tracing:  # wraps this object's @operation methods in spans and metrics (telemetry.py)
             from .telemetry import instrument
 

@@ -149,6 +149,18 @@ async def test_partial_events_are_not_queued(make_service):
     assert svc.persist_queue_depth == 0 and s.events == []
 
 
+async def test_the_default_worker_count_suits_the_database(make_service, backend):
+    """persist_workers=None: 4 workers, but 1 on SQLite, whose writers only take turns."""
+    svc = await make_service(async_persist=True)
+    assert svc.options.persist_workers == (1 if backend.name == "sqlite" else None)
+    s = await new_session(svc, "s1")
+    await svc.append_event(s, event(content=1))
+    await svc.flush()
+    assert seqs(await must_get(svc, s.key)) == [1]
+    chosen = await make_service(async_persist=True, persist_workers=2)  # a chosen count is kept
+    assert chosen.options.persist_workers == 2
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, "2"])
 async def test_bad_write_behind_options_are_rejected(bad):
     with pytest.raises(ss.ConfigurationError):

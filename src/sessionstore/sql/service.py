@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,7 +41,7 @@ from .batched_reads import EVENT_AT as BATCH_EVENT_AT
 from .batched_reads import decode_batched_session
 from .cleanup import run_cleanup
 from .database import Database
-from .engine import make_engine, prepare_engine
+from .engine import make_engine, prepare_engine, rules_of
 from .errors import ConnectionLost, translate_errors
 from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
@@ -73,6 +74,9 @@ class SQLSessionService(SessionService):
         read_engines: list[AsyncEngine] | None = None,
         max_replica_staleness_s: float = DEFAULT_MAX_STALENESS_S,
     ) -> None:
+        options = options or ServiceOptions()
+        if options.async_persist and options.persist_workers is None and rules_of(engine).single_writer:
+            options = replace(options, persist_workers=1)  # SQLite: more workers would only take turns
         super().__init__(options)
         self.db = Database(engine, self.options, table_prefix=table_prefix, schema=schema)
         self.engine = engine
