@@ -24,7 +24,6 @@ from .. import jsonvalue
 from ..cursor import Cursor
 from ..errors import (
     ConfigurationError,
-    DatabaseError,
     SessionExistsError,
 )
 from ..events import PreparedEvent
@@ -37,8 +36,6 @@ from ..state import ScopedDelta
 from ..summaries import StoredSummary
 from ..tracks import TrackEvent
 from .appends import SessionWrites
-from .batched_reads import EVENT_AT as BATCH_EVENT_AT
-from .batched_reads import decode_batched_session
 from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine, rules_of
@@ -46,9 +43,10 @@ from .errors import ConnectionLost, translate_errors
 from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, driver_read_sets, run_transaction
-from .queries import Queries, event_from_row
-from .reads import ReadSQL, decode_page, decode_session, decode_state, event_decoder
+from .queries import Queries
+from .reads import ReadSQL
 from .replicas import DEFAULT_MAX_STALENESS_S, ReadRouter, replica_urls, seconds_option, session_scopes, user_scopes
+from .session_reads import SessionReads
 from .summaries_tracks import SummariesAndTracksSQL
 from .writes import WriteSQL
 
@@ -91,7 +89,11 @@ class SQLSessionService(SessionService):
         self.w = WriteSQL(self.tables, self.rules, engine.dialect, self._tx_class.style)
         self.writes = SessionWrites(
             engine, self.rules, self.w, self.options, self._tx_class,
-            native=self._native, retrying=self._retrying, stored_event=self._stored_event,
+            native=self._native, retrying=self._retrying, stored_event=lambda *a: self.reads.stored_event(*a),
+        )
+        self.reads = SessionReads(
+            self.r, self.q, self._tx_class, self.writes,
+            read=self._driver_read, read_sets=self._driver_read_sets, read_core=self._read,
         )
         self.extras = SummariesAndTracksSQL(self.tables, self.rules, self.q)
         format_table = engine.dialect.identifier_preparer.format_table
@@ -200,6 +202,14 @@ class SQLSessionService(SessionService):
             scopes, lambda engine, fresh: driver_read(engine, self._tx_class, stmt, params, verify=fresh)
         )
 
+    async def _driver_read_sets(
+        self, stmt: NativeSQL, params: dict[str, Any], count: int, scopes: tuple[Hashable, ...] | None
+    ) -> list[list[DriverRow]]:
+        """Run a batch of `count` read statements (sql/batched_reads.py), routed as `_driver_read`."""
+        return await self._routed_read(
+            scopes, lambda engine, fresh: driver_read_sets(engine, self._tx_class, stmt, params, count, verify=fresh)
+        )
+
     async def _routed_read(
         self, scopes: tuple[Hashable, ...] | None, read: Callable[[AsyncEngine, bool], Awaitable[T]]
     ) -> T:
@@ -288,52 +298,13 @@ class SQLSessionService(SessionService):
     async def _read_session(
         self, key: Key, limit: int, after: datetime | None, now: datetime, *, replica_ok: bool = False
     ) -> tuple[Session, int] | None:
-        """The session with its newest `limit` events and merged state, and its pk; one statement."""
-        time = self._tx_class.time
-        params: dict[str, Any] = {
-            "app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": time(now),
-        }
-        if limit == 0:
-            stmt = self.r.session_only
-        else:
-            stmt = self.r.session[after is not None]
-            params["limit"] = limit
-            if after is not None:
-                params["after"] = time(after)
-        scopes = session_scopes(key.app_name, key.user_id, key.session_id) if replica_ok else None
-        batched = self.r.batched
-        if batched is None:
-            return decode_session(await self._driver_read(stmt, params, scopes), self._tx_class, key)
-        # MySQL/MariaDB: the same parts as separate SELECTs in one query (sql/batched_reads.py).
-        stmt = batched.session_only if limit == 0 else batched.session[after is not None]
-        count = 2 if limit == 0 else 3
-        sets = await self._routed_read(
-            scopes, lambda engine, fresh: driver_read_sets(engine, self._tx_class, stmt, params, count, verify=fresh)
-        )
-        found = decode_batched_session(sets, self._tx_class, key, event_decoder(self._tx_class, BATCH_EVENT_AT))
-        if found is not None:
-            self.writes.remember_pk(key, found[1])  # appends find the row by it (sql/appends.py)
-        return found
+        return await self.reads.session(key, limit, after, now, replica_ok=replica_ok)
 
     async def _list_sessions(self, user_key: UserKey, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
-        time = self._tx_class.time
-        params: dict[str, Any] = {
-            "app_name": user_key.app_name, "user_id": user_key.user_id, "now": time(now), "limit": limit,
-        }
-        if after is not None:
-            params.update(c_updated=time(after.updated_at), c_id=after.session_id)
-        rows = await self._driver_read(
-            self.r.page[after is not None], params, user_scopes(user_key.app_name, user_key.user_id)
-        )
-        return decode_page(rows, self._tx_class, user_key.app_name, by_position=self.r.page_in_position_order)
+        return await self.reads.user_page(user_key, limit, after, now)
 
     async def _list_app_sessions(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
-        time = self._tx_class.time
-        params: dict[str, Any] = {"app_name": app_name, "now": time(now), "limit": limit}
-        if after is not None:
-            params.update(c_updated=time(after.updated_at), c_id=after.session_id, c_user=after.user_id)
-        rows = await self._driver_read(self.r.app_page[after is not None], params)
-        return decode_page(rows, self._tx_class, app_name, by_position=self.r.page_in_position_order)
+        return await self.reads.app_page(app_name, limit, after, now)
 
     async def _set_session_metadata(self, key: Key, title: str | None | Unset, delta: dict[str, Any], now: datetime) -> None:
         with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
@@ -372,22 +343,6 @@ class SQLSessionService(SessionService):
         with self._marking(session_scopes(key.app_name, key.user_id, key.session_id)):
             return await self.history.trim(key, keep_last, now)
 
-    async def _stored_event(self, key: Key, event_id: str, now: datetime) -> tuple[Event, int, bool]:
-        """The event a retried append had already stored, with the session's current version."""
-        session_params = {"app_name": key.app_name, "user_id": key.user_id, "session_id": key.session_id, "now": now}
-
-        async def work(conn: AsyncConnection) -> tuple[Event, int, bool]:
-            session = (await conn.execute(self.q.read_session, session_params)).first()
-            stored = None
-            if session is not None:
-                event_params = {"session_pk": session.pk, "event_id": event_id}
-                stored = (await conn.execute(self.q.read_event_by_id, event_params)).first()
-            if session is None or stored is None:  # the clash was on another unique index: not a retry
-                raise DatabaseError(f"event {event_id!r} clashed with a stored row, but no event with that id is stored")
-            return event_from_row(stored), session.version, True
-
-        return await self._read(work)
-
     # ------------------------------------------------------------------ state
 
     async def _update_session_state(self, key: Key, scoped: ScopedDelta, now: datetime) -> None:
@@ -400,12 +355,10 @@ class SQLSessionService(SessionService):
             await self._native(lambda tx: tx.execute_and_commit(self.writes.shared_steps(scoped, app_name, user_id, now)))
 
     async def _list_app_state(self, app_name: str, now: datetime) -> dict[str, Any]:
-        params = {"app_name": app_name, "now": self._tx_class.time(now)}
-        return decode_state(await self._driver_read(self.r.app_state, params), self._tx_class)
+        return await self.reads.app_state(app_name, now)
 
     async def _list_user_state(self, user_key: UserKey, now: datetime) -> dict[str, Any]:
-        params = {"app_name": user_key.app_name, "user_id": user_key.user_id, "now": self._tx_class.time(now)}
-        return decode_state(await self._driver_read(self.r.user_state, params), self._tx_class)
+        return await self.reads.user_state(user_key, now)
 
     # ------------------------------------------------------------------ cleanup
 
@@ -447,10 +400,6 @@ class SQLSessionService(SessionService):
         finally:
             if self.router is not None:
                 self.router.wrote(scopes)
-
-
-async def _rows_to_dict(conn: AsyncConnection, stmt: Any) -> dict[str, Any]:
-    return {name: value for name, value in await conn.execute(stmt)}
 
 
 __all__ = ["SQLSessionService"]
