@@ -31,7 +31,9 @@ TARGETS: dict[str, list[tuple[str, str, float | ByDatabase]]] = {
     "append_delta": [("ratio", ">=", {"sqlite": 0.8, "postgresql": 0.8, "mysql": 0.7})],
     "concurrent": [("ratio", ">=", 0.7)],
     "cleanup": [("p99_ratio", "<=", 3.0)],
-    "write_behind": [("latency_ratio", ">=", 5.0), ("rate_ratio", ">=", 1.0)],
+    # the durable rate: on SQLite, which writes one transaction at a time, write-behind can only
+    # match the synchronous rate (parity within the run's noise); the servers store sessions in parallel
+    "write_behind": [("latency_ratio", ">=", 5.0), ("rate_ratio", ">=", {"sqlite": 0.9, "postgresql": 1.0, "mysql": 1.0})],
     # the SDK recording every span, and sessionstore's own wrapper alone (no-op providers); the
     # figure sdk_floor_pct says what the SDK alone costs the same call (benchmarks/tracing.py)
     "tracing": [("overhead_pct", "<=", 5.0), ("noop_overhead_pct", "<=", 5.0)],
@@ -84,7 +86,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "concurrent": lambda db: bench_concurrent(db, q(4, 16)),
         "cleanup": cleanup,
         "write_behind": lambda db: bench_write_behind(db, q(400, 4000)),
-        "tracing": lambda db: bench_tracing(db, q(100, 1000)),
+        "tracing": lambda db: bench_tracing(db, q(100, 3000)),
         "adk": lambda db: _adapters().bench_adk(db, q(100, 600), q(50, 300)),
         "agents": lambda db: _adapters().bench_agents(db, q(100, 600), q(50, 300)),
         "redis": lambda db: bench_redis(db, q(400, 2000)),
