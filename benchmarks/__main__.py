@@ -83,7 +83,7 @@ def _workloads(quick: bool) -> dict[str, Callable[[str], Awaitable[dict[str, flo
         "full": lambda db: bench_full(db, q(20, 150)),
         "list": lambda db: bench_list(db, q(50, 300)),
         "append_delta": lambda db: bench_append_delta(db, q(400, 2000)),
-        "concurrent": lambda db: bench_concurrent(db, q(4, 16)),
+        "concurrent": lambda db: bench_concurrent(db, q(4, 32), rounds=q(4, 8)),
         "cleanup": cleanup,
         "write_behind": lambda db: bench_write_behind(db, q(400, 4000)),
         "tracing": lambda db: bench_tracing(db, q(100, 3000)),
