@@ -102,3 +102,30 @@ async def test_concurrent_state_updates_lose_no_key(svc, scope):
         assert await svc.list_app_state(APP) == expected
     else:
         assert await svc.list_user_state(user_key()) == expected
+
+
+async def test_a_read_during_appends_is_one_snapshot(make_service, backend):
+    """Reads racing appends from another service: each read's events, version and state are
+    of one moment (its newest event is the version's, and the state holds that event's delta)."""
+    writer = await make_service()
+    reader = await make_service() if backend.shared_storage else writer
+    s = await new_session(writer, "snap")
+    done = asyncio.Event()
+
+    async def append() -> None:
+        for n in range(1, 151):
+            await writer.append_event(s, event(content=n, state_delta={"n": n, "user:n": n}))
+        done.set()
+
+    async def read() -> list[tuple[int | None, int, object, object]]:
+        seen = []
+        while not done.is_set():
+            got = await must_get(reader, key("snap"), event_num=5)
+            seen.append((got.events[-1].seq if got.events else None, got.version, got.state.get("n"), got.state.get("user:n")))
+            await asyncio.sleep(0)
+        return seen
+
+    _, seen = await asyncio.gather(append(), read())
+    assert seen or not backend.shared_storage, "no read overlapped the appends"  # (memory never yields mid-append)
+    for newest, version, n, user_n in seen:
+        assert newest == (version or None) and n == (version or None) and user_n == (version or None), seen

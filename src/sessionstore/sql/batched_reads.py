@@ -10,10 +10,11 @@ definition for each of the union's 14 columns and every NULL that pads a row.
 So on MySQL/MariaDB the read is three statements sent as one query, each with
 only its own columns: the session row, the newest events (read backwards
 through the (session_pk, seq) index, no derived table) and the app and user
-state, then COMMIT. One round trip, as before. The connection runs with
-autocommit off, so the SELECTs share one transaction and, under InnoDB's
-REPEATABLE READ, one snapshot: the parts agree with each other as a union's
-would. (Measured on MariaDB 10.11, a get_session(event_num=20) fell from
+state, then COMMIT. One round trip, as before. The SELECTs run in one
+read-only REPEATABLE READ transaction (SNAPSHOT), so they read one snapshot
+and the parts agree with each other as a union's would; the connections
+otherwise run READ COMMITTED, where each statement would read its own
+moment. (Measured on MariaDB 10.11, a get_session(event_num=20) fell from
 1.0 ms to 0.6 ms at the driver.)
 """
 
@@ -26,6 +27,13 @@ from ..keys import Key
 from ..records import Event, Session
 from ..state import merged_view
 from .native import DriverRow, DriverTx, NativeSQL
+
+SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+"""What opens a batch. The connections run READ COMMITTED (sql/dialects.py), where each statement
+reads its own snapshot; SET TRANSACTION (without SESSION) sets the next transaction only, which
+the first SELECT opens (autocommit is off), and under REPEATABLE READ the snapshot that SELECT
+takes serves the ones after it: the session row, its events and the shared state are of one
+moment, as one UNION ALL's would be."""
 
 EVENT_COLUMNS = (
     "e.seq, e.timestamp, e.event_id, e.author, e.invocation_id, e.branch, e.content, e.state_delta, "
@@ -64,9 +72,11 @@ class BatchedSessionReads:
 
         self.newest_events: dict[bool, NativeSQL] = {after: sql(newest(after)) for after in (False, True)}
         """the events statement of `session` alone (its plan is tested: tests/test_sql_backend.py)."""
-        self.session: dict[bool, NativeSQL] = {after: sql(f"{head}; {newest(after)}; {shared}") for after in (False, True)}
+        self.session: dict[bool, NativeSQL] = {
+            after: sql(f"{SNAPSHOT}; {head}; {newest(after)}; {shared}") for after in (False, True)
+        }
         """session row; newest events (+ timestamp >= :after); shared state: three result sets."""
-        self.session_only = sql(f"{head}; {shared}")
+        self.session_only = sql(f"{SNAPSHOT}; {head}; {shared}")
         """session row; shared state: two result sets (event_num=0)."""
 
 

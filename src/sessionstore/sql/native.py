@@ -388,15 +388,20 @@ class AiomysqlTx(DriverTx):
         return rows
 
     async def read_sets(self, stmt: NativeSQL, params: Mapping[str, Any], count: int) -> list[list[DriverRow]]:
-        # As `read`: the SELECTs and the COMMIT that ends their transaction travel as one query.
+        # As `read`: the statements and the COMMIT that ends their transaction travel as one
+        # query. The results of the statements that return no rows (SET, START TRANSACTION,
+        # COMMIT) have no description: only the SELECTs' are kept.
         sets: list[list[DriverRow]] = []
         async with self.conn.cursor() as cursor:
             await cursor.execute(stmt.text + "; COMMIT", stmt.args(params))
             while True:
-                sets.append(await cursor.fetchall() if len(sets) < count else [])
+                if cursor.description is not None:
+                    sets.append(await cursor.fetchall())
                 if not await cursor.nextset():
                     break
-        return sets[:count]
+        if len(sets) != count:
+            raise RuntimeError(f"a batched read gave {len(sets)} result sets, not {count}")
+        return sets
 
     @staticmethod
     def text_out(value: Any) -> Any:
