@@ -291,8 +291,15 @@ async def test_sqlite_a_write_cancelled_on_the_worker_thread_is_all_or_nothing_a
 
         for fraction in (0.1, 0.4, 0.7):
             app = f"cut-{fraction}"
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(svc.update_app_state(app, big), full * fraction)
+            timeout = full * fraction
+            for _ in range(6):  # a later write may run faster than the ones timed: land earlier then
+                try:
+                    await asyncio.wait_for(svc.update_app_state(app, big), timeout)
+                except asyncio.TimeoutError:
+                    break
+                timeout /= 2
+            else:
+                pytest.fail(f"no write of {len(big)} keys was cut (the last timeout was {timeout:.4f} s)")
             # The pool's connection is never the one still running that transaction.
             assert await pooled_in_transaction(svc) in ([], [False])
             async with svc.engine.connect() as conn:

@@ -98,6 +98,9 @@ def kinds(statements: list[str]) -> list[str]:
         if words == ["COMMIT"]:
             found.append("COMMIT")
             continue
+        if words[:2] == ["SET", "TRANSACTION"]:  # (what opens a batched read, sql/batched_reads.py)
+            found.append("SET TRANSACTION")
+            continue
         table = next(w for w in words if "sessions" in w or "events" in w or "_state" in w).split("_")[-1]
         kind = f"{words[0]} {table}"
         if words[0] == "WITH":
