@@ -11,7 +11,7 @@ So on MySQL/MariaDB the read is three statements sent as one query, each with
 only its own columns: the session row, the newest events (read backwards
 through the (session_pk, seq) index, no derived table) and the app and user
 state, then COMMIT. One round trip, as before. The SELECTs run in one
-read-only REPEATABLE READ transaction (SNAPSHOT), so they read one snapshot
+REPEATABLE READ transaction (SNAPSHOT), so they read one snapshot
 and the parts agree with each other as a union's would; the connections
 otherwise run READ COMMITTED, where each statement would read its own
 moment. (Measured on MariaDB 10.11, a get_session(event_num=20) fell from
@@ -28,12 +28,14 @@ from ..records import Event, Session
 from ..state import merged_view
 from .native import DriverRow, DriverTx, NativeSQL
 
-SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 """What opens a batch. The connections run READ COMMITTED (sql/dialects.py), where each statement
 reads its own snapshot; SET TRANSACTION (without SESSION) sets the next transaction only, which
 the first SELECT opens (autocommit is off), and under REPEATABLE READ the snapshot that SELECT
 takes serves the ones after it: the session row, its events and the shared state are of one
-moment, as one UNION ALL's would be."""
+moment, as one UNION ALL's would be. (Not READ ONLY as well: should the SELECTs fail before
+their transaction began, the setting would be left for the connection's next transaction,
+which may write; REPEATABLE READ left over is harmless there.)"""
 
 EVENT_COLUMNS = (
     "e.seq, e.timestamp, e.event_id, e.author, e.invocation_id, e.branch, e.content, e.state_delta, "
