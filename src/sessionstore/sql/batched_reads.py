@@ -20,13 +20,9 @@ moment. (Measured on MariaDB 10.11, a get_session(event_num=20) fell from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
-from ..keys import Key
-from ..records import Event, Session
-from ..state import merged_view
-from .native import DriverRow, DriverTx, NativeSQL
+from .native import NativeSQL
 
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 """What opens a batch. The connections run READ COMMITTED (sql/dialects.py), where each statement
@@ -41,7 +37,7 @@ EVENT_COLUMNS = (
     "e.seq, e.timestamp, e.event_id, e.author, e.invocation_id, e.branch, e.content, e.state_delta, "
     "e.state_removed, e.meta"
 )
-"""An event row of a batch: the positions EVENT_AT names, for reads.event_decoder."""
+"""An event row of a batch: the positions EVENT_AT names (reads.decode_batched_session decodes it)."""
 EVENT_AT = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 """seq, timestamp, event_id, author, invocation_id, branch, content, state_delta, state_removed, meta."""
 
@@ -58,6 +54,7 @@ class BatchedSessionReads:
             f"FROM {sessions} s WHERE {live}"
         )
         shared = (
+            # (2 and 3: the kinds reads.py gives app and user state rows)
             f"SELECT 2, a.state_key, a.value FROM {app_state} a WHERE a.app_name = :app_name AND {alive('a')} "
             f"UNION ALL SELECT 3, u.state_key, u.value FROM {user_state} u "
             f"WHERE u.app_name = :app_name AND u.user_id = :user_id AND {alive('u')}"
@@ -80,27 +77,3 @@ class BatchedSessionReads:
         """session row; newest events (+ timestamp >= :after); shared state: three result sets."""
         self.session_only = sql(f"{SNAPSHOT}; {head}; {shared}")
         """session row; shared state: two result sets (event_num=0)."""
-
-
-def decode_batched_session(
-    sets: Sequence[Sequence[DriverRow]], driver: type[DriverTx], key: Key, event: Callable[[DriverRow], Event],
-) -> tuple[Session, int] | None:
-    """The result sets of BatchedSessionReads.session (three) or session_only (two) as
-    (Session with events in seq order, its pk), or None when no session row came back."""
-    if not sets[0]:
-        return None
-    json, text, time = driver.json_out, driver.text_out, driver.time_out
-    head = sets[0][0]
-    events = [event(row) for row in reversed(sets[1])] if len(sets) == 3 else []  # read newest first
-    app: dict[str, Any] = {}
-    user: dict[str, Any] = {}
-    for row in sets[-1]:
-        (app if row[0] == 2 else user)[text(row[1])] = json(row[2])
-    meta = None if head[6] is None else json(head[6])
-    session = Session(
-        id=key.session_id, app_name=key.app_name, user_id=key.user_id,
-        state=merged_view(json(head[5]), app, user), events=events, version=head[1],
-        created_at=time(head[2]), updated_at=time(head[3]),
-        title=None if head[4] is None else text(head[4]), metadata=meta if isinstance(meta, dict) else {},
-    )
-    return session, head[0]

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Dialect
 from ..keys import Key
 from ..records import Event, Session
 from ..state import DELETE, merged_view
+from .batched_reads import EVENT_AT as BATCH_EVENT_AT
 from .batched_reads import BatchedSessionReads
 from .dialects import DialectRules
 from .models import Tables
@@ -217,6 +218,31 @@ def decode_session(rows: Sequence[DriverRow], driver: type[DriverTx], key: Key) 
         title=None if head[7] is None else text(head[7]), metadata=_meta(json, head[11]),
     )
     return session, head[1]
+
+
+def decode_batched_session(
+    sets: Sequence[Sequence[DriverRow]], driver: type[DriverTx], key: Key
+) -> tuple[Session, int] | None:
+    """The result sets of BatchedSessionReads.session (three) or session_only (two), MySQL/MariaDB's
+    form of decode_session's rows: (Session with events in seq order, its pk), or None when no
+    session row came back."""
+    if not sets[0]:
+        return None
+    json, text, time = driver.json_out, driver.text_out, driver.time_out
+    event = event_decoder(driver, BATCH_EVENT_AT)
+    head = sets[0][0]  # pk, version, created_at, updated_at, title, state, meta
+    events = [event(row) for row in reversed(sets[1])] if len(sets) == 3 else []  # read newest first
+    app: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    for row in sets[-1]:
+        (app if row[0] == APP else user)[text(row[1])] = json(row[2])
+    session = Session(
+        id=key.session_id, app_name=key.app_name, user_id=key.user_id,
+        state=merged_view(json(head[5]), app, user), events=events, version=head[1],
+        created_at=time(head[2]), updated_at=time(head[3]),
+        title=None if head[4] is None else text(head[4]), metadata=_meta(json, head[6]),
+    )
+    return session, head[0]
 
 
 def decode_page(rows: Sequence[DriverRow], driver: type[DriverTx], app_name: str, *, by_position: bool) -> list[Session]:

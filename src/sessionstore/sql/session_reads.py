@@ -20,11 +20,9 @@ from ..errors import DatabaseError
 from ..keys import Key, UserKey
 from ..records import Event, Session
 from .appends import SessionWrites
-from .batched_reads import EVENT_AT as BATCH_EVENT_AT
-from .batched_reads import decode_batched_session
 from .native import DriverRow, DriverTx, NativeSQL
 from .queries import Queries, event_from_row
-from .reads import ReadSQL, decode_page, decode_session, decode_state, event_decoder
+from .reads import ReadSQL, decode_batched_session, decode_page, decode_session, decode_state
 from .replicas import session_scopes, user_scopes
 
 T = TypeVar("T")
@@ -84,7 +82,7 @@ class SessionReads:
         # MySQL/MariaDB: the same parts as separate SELECTs in one query (sql/batched_reads.py).
         stmt = batched.session_only if limit == 0 else batched.session[after is not None]
         sets = await self._read_sets(stmt, params, 2 if limit == 0 else 3, scopes)
-        found = decode_batched_session(sets, self._tx_class, key, event_decoder(self._tx_class, BATCH_EVENT_AT))
+        found = decode_batched_session(sets, self._tx_class, key)
         if found is not None:
             self._writes.remember_pk(key, found[1])  # appends find the row by it (sql/appends.py)
         return found
