@@ -32,6 +32,9 @@ Usage::
     await db.start()
     await db.stop(signal.SIGKILL)                   # or SIGTERM
     await db.destroy()
+
+    async with started(PrivateMariaDB.create, "sessionstore-mariadb-") as db:   # all of the above
+        ...
 """
 
 from __future__ import annotations
@@ -43,9 +46,12 @@ import pwd
 import shutil
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -308,4 +314,32 @@ class PrivateMariaDB:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-__all__ = ["PrivateMariaDB", "PrivatePostgres", "free_port", "missing", "run"]
+class Server(Protocol):
+    async def start(self) -> Any: ...
+    async def destroy(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+@asynccontextmanager
+async def started(
+    make: Callable[[Path], Awaitable[S]], prefix: str, configure: Callable[[S], None] | None = None
+) -> AsyncIterator[S]:
+    """A server made by `make` in a new temporary directory (named with `prefix`), set up by
+    `configure`, started; destroyed afterwards, or its directory removed if it never got made."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = None
+    try:
+        server = await make(root)
+        if configure is not None:
+            configure(server)
+        await server.start()
+        yield server
+    finally:
+        if server is not None:
+            await server.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+__all__ = ["PrivateMariaDB", "PrivatePostgres", "free_port", "missing", "run", "started"]

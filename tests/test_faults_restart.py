@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import signal
-import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,7 +41,7 @@ from sessionstore.sql.migrate import migrate
 from sessionstore.sql.service import SQLSessionService
 from tests.dbs import scratch_database
 from tests.fault_checks import Acknowledged, compare_acknowledged, every_operation
-from tests.private_servers import PrivateMariaDB, PrivatePostgres
+from tests.private_servers import PrivateMariaDB, PrivatePostgres, started
 
 RECOVERY_BOUND_S = 5.0  # after the server is back, each service appends again within this
 HUNG_S = 10.0
@@ -56,32 +53,14 @@ PASSWORD = "S3cr3tPassw0rd"
 
 @pytest.fixture(scope="module")
 async def private_pg() -> AsyncIterator[PrivatePostgres]:
-    root = Path(tempfile.mkdtemp(prefix="sessionstore-pg-"))
-    server = None
-    try:
-        server = await PrivatePostgres.create(root)
-        await server.start()
+    async with started(PrivatePostgres.create, "sessionstore-pg-") as server:
         yield server
-    finally:
-        if server is not None:
-            await server.destroy()
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 async def private_mariadb() -> AsyncIterator[PrivateMariaDB]:
-    root = Path(tempfile.mkdtemp(prefix="sessionstore-mariadb-"))
-    server = None
-    try:
-        server = await PrivateMariaDB.create(root)
-        await server.start()
+    async with started(PrivateMariaDB.create, "sessionstore-mariadb-") as server:
         yield server
-    finally:
-        if server is not None:
-            await server.destroy()
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 async def admin(url: str, *statements: str) -> None:

@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -37,6 +35,7 @@ from sessionstore.sql.engine import make_engine
 from sessionstore.sql.migrate import migrate
 from tests.conftest import FakeClock
 from tests.galera import GaleraCluster
+from tests.private_servers import started
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +44,8 @@ APP = "galera-app"
 
 @pytest.fixture(scope="session")
 async def galera() -> AsyncIterator[GaleraCluster]:
-    root = Path(tempfile.mkdtemp(prefix="sessionstore-galera-"))
-    cluster = None
-    try:
-        cluster = await GaleraCluster.create(root)
-        await cluster.start()
+    async with started(GaleraCluster.create, "sessionstore-galera-") as cluster:
         yield cluster
-    finally:
-        if cluster is not None:
-            await cluster.destroy()
 
 
 @pytest.fixture

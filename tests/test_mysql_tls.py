@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 import sessionstore as ss
-from tests.private_servers import PrivateMariaDB, run
+from tests.private_servers import PrivateMariaDB, run, started
 
 
 async def make_ca(where: Path, name: str) -> tuple[Path, Path]:
@@ -49,19 +49,18 @@ async def tls_mariadb() -> AsyncIterator[tuple[PrivateMariaDB, Path]]:
     """A private MariaDB serving TLS with a certificate signed by a CA of ours; (server, CA file)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (apt-get install openssl)")
-    root = Path(tempfile.mkdtemp(prefix="sessionstore-mariadb-tls-"))
-    server = None
+    certs = Path(tempfile.mkdtemp(prefix="sessionstore-tls-certs-"))
     try:
-        ca = await make_ca(root, "ca")
-        cert, key = await make_server_cert(root, ca)
-        server = await PrivateMariaDB.create(root)
-        server.extra_args = [f"--ssl-ca={ca[0]}", f"--ssl-cert={cert}", f"--ssl-key={key}"]
-        await server.start()
-        yield server, ca[0]
+        ca = await make_ca(certs, "ca")
+        cert, key = await make_server_cert(certs, ca)
+
+        def with_tls(server: PrivateMariaDB) -> None:
+            server.extra_args = [f"--ssl-ca={ca[0]}", f"--ssl-cert={cert}", f"--ssl-key={key}"]
+
+        async with started(PrivateMariaDB.create, "sessionstore-mariadb-tls-", with_tls) as server:
+            yield server, ca[0]
     finally:
-        if server is not None:
-            await server.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(certs, ignore_errors=True)
 
 
 async def cipher(svc: ss.SessionService) -> str:
@@ -89,10 +88,7 @@ async def test_a_ca_that_did_not_sign_the_server_is_a_typed_tls_error(tls_mariad
 
 
 async def test_a_server_without_tls_is_refused_not_used_in_the_clear(tmp_path) -> None:
-    root = Path(tempfile.mkdtemp(prefix="sessionstore-mariadb-plain-"))
-    server = await PrivateMariaDB.create(root)
-    try:
-        await server.start()
+    async with started(PrivateMariaDB.create, "sessionstore-mariadb-plain-") as server:
         ca, _ = await make_ca(tmp_path, "ca")
         with pytest.raises(ss.DatabaseError) as caught:
             async with ss.open_service(server.url() + f"?ssl_ca={ca}", cleanup_interval=None, auto_migrate=True) as svc:
@@ -100,8 +96,6 @@ async def test_a_server_without_tls_is_refused_not_used_in_the_clear(tmp_path) -
         assert "the TLS (SSL) connection failed" in str(caught.value) and "offers none" in str(caught.value)
         async with ss.open_service(server.url() + "?ssl=false", cleanup_interval=None, auto_migrate=True) as svc:
             await svc.create_session(ss.Key("app", "u1"))  # asked for no TLS: fine
-    finally:
-        await server.destroy()
 
 
 @pytest.mark.parametrize(
