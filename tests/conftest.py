@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sessionstore import SessionService
-from tests.backends import BACKENDS, Backend, provision, service_factory
+from tests.backends import BACKENDS, REDIS_BACKENDS, Backend, RedisBackend, provision, service_factory
 
 
 class FakeClock:
@@ -61,3 +61,19 @@ async def make_service(backend: Backend, clock: FakeClock) -> AsyncIterator[Make
 @pytest.fixture
 async def svc(make_service: MakeService) -> SessionService:
     return await make_service()
+
+
+# Redis-only test modules (test_redis_backend.py, test_redis_extras.py): the Redis backends alone.
+
+
+@pytest.fixture(scope="module", params=REDIS_BACKENDS)
+async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[RedisBackend]:
+    async with provision(request.param) as provisioned:
+        assert isinstance(provisioned, RedisBackend)
+        yield provisioned
+
+
+@pytest.fixture
+async def make_redis(redis_backend: RedisBackend, clock: FakeClock) -> AsyncIterator[MakeService]:
+    async with service_factory(redis_backend, clock) as factory:
+        yield factory

@@ -13,24 +13,11 @@ import pytest
 import sessionstore as ss
 from sessionstore.redis import RedisSessionService
 from sessionstore.redis.layout import KeyLayout, escape
-from tests.backends import REDIS_BACKENDS, RedisBackend, provision, service_factory
-from tests.conftest import FakeClock
+from tests.backends import RedisBackend
 
 from .contract.helpers import APP, event, key, new_session, user_key
 
 PASSWORD = "s3cr3t-pw"
-
-
-@pytest.fixture(scope="module", params=REDIS_BACKENDS)
-async def redis_backend(request: pytest.FixtureRequest) -> Any:
-    async with provision(request.param) as provisioned:
-        yield provisioned
-
-
-@pytest.fixture
-async def make_redis(redis_backend: RedisBackend, clock: FakeClock) -> Any:
-    async with service_factory(redis_backend, clock) as factory:
-        yield factory
 
 
 # ---------------------------------------------------------------------------- URLs and options

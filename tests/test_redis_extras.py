@@ -4,29 +4,15 @@ delete) or out of Redis (hard delete, purge), slide with its expiry, and cleanup
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from sessionstore.summaries import StoredSummary
-from tests.backends import REDIS_BACKENDS, RedisBackend, provision, service_factory
-from tests.conftest import FakeClock
+from tests.backends import RedisBackend
 
 from .contract.helpers import event, key, new_session
 
 TTL = timedelta(minutes=10)
-
-
-@pytest.fixture(scope="module", params=REDIS_BACKENDS)
-async def redis_backend(request: pytest.FixtureRequest) -> Any:
-    async with provision(request.param) as provisioned:
-        yield provisioned
-
-
-@pytest.fixture
-async def make_redis(redis_backend: RedisBackend, clock: FakeClock) -> Any:
-    async with service_factory(redis_backend, clock) as factory:
-        yield factory
 
 
 async def _kinds(backend: RedisBackend) -> list[str]:

@@ -268,7 +268,9 @@ async def test_a_job_asked_for_while_one_runs_waits_for_it(make_service):
     assert await svc.get_session_summary_text(s) == "a+b"
 
 
-async def test_jobs_for_different_sessions_run_in_parallel(make_service):
+async def two_jobs_running(make_service: Any) -> tuple[ss.SessionService, JoiningSummarizer, list[Any], list[asyncio.Event]]:
+    """Two workers, each inside a summary job of its own session, held at that session's gate:
+    (the service, the summarizer, the jobs, the gates)."""
     summarizer = JoiningSummarizer()
     svc = await make_service(summarizer=summarizer, summary_workers=2)
     sessions = [await new_session(svc, f"s{i}") for i in range(2)]
@@ -277,6 +279,11 @@ async def test_jobs_for_different_sessions_run_in_parallel(make_service):
         await add(svc, s, "x")
     jobs = [await svc.enqueue_summary_job(s) for s in sessions]
     await asyncio.wait_for(asyncio.gather(*(summarizer.entered[s.id].wait() for s in sessions)), 5)
+    return svc, summarizer, jobs, gates
+
+
+async def test_jobs_for_different_sessions_run_in_parallel(make_service):
+    svc, summarizer, jobs, gates = await two_jobs_running(make_service)
     assert summarizer.max_running == 2
     for gate in gates:
         gate.set()
@@ -336,14 +343,7 @@ async def test_close_cancels_jobs_not_finished(make_service):
 async def test_close_as_jobs_finish_does_not_hang(make_service):
     """A cancellation arriving as a job finishes can be swallowed (asyncio.wait_for before
     Python 3.12): close() cancels until the workers are gone."""
-    summarizer = JoiningSummarizer()
-    svc = await make_service(summarizer=summarizer, summary_workers=2)
-    sessions = [await new_session(svc, f"s{i}") for i in range(2)]
-    gates = [summarizer.gate(s.id) for s in sessions]
-    for s in sessions:
-        await add(svc, s, "x")
-    jobs = [await svc.enqueue_summary_job(s) for s in sessions]
-    await asyncio.wait_for(asyncio.gather(*(summarizer.entered[s.id].wait() for s in sessions)), 5)
+    svc, _, jobs, gates = await two_jobs_running(make_service)
     for gate in gates:
         gate.set()
     await asyncio.wait_for(svc.close(), 10)
