@@ -94,4 +94,7 @@ def refuse_plaintext(engine: AsyncEngine) -> None:
         if not row or not row[1]:
             import aiomysql  # type: ignore[import-untyped]  # (its errors are PyMySQL's: read by code)
 
+            # Closed here, by what refuses it: not every SQLAlchemy release closes a connection
+            # whose connect event raised (2.0.37 left it to the garbage collector, after the loop).
+            dbapi_connection.close()
             raise aiomysql.OperationalError(NO_TLS_CODE, "TLS was asked for, but the server offers none")
