@@ -40,16 +40,18 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from time import monotonic
 from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from .aiosqlite_fence import check_aiosqlite
 from .errors import ConnectionLost, is_database_error
+from .held import Lease, give_back, held_for, release_held
 
 check_aiosqlite(aiosqlite.Connection)
 
@@ -573,7 +575,7 @@ async def run_transaction(
     written out: this runs for every write, and two nested generator-based
     context managers cost it some 14 us of CPU.
     """
-    pooled, tx = await _checkout(engine, tx_class, verify=verify)
+    lease, tx = await _checkout(engine, tx_class, verify=verify)
     try:
         if isinstance(tx, AiosqliteTx):
             result = await tx.run(work)
@@ -583,9 +585,9 @@ async def run_transaction(
             if not tx.committed:
                 await tx.commit()
     except BaseException as exc:
-        await _give_back_after(engine, pooled, tx, exc)
+        await _give_back_after(engine, lease, tx, exc)
         raise
-    await greenlet_spawn(pooled.close)
+    await _give_back(engine, lease, tx)
     return result
 
 
@@ -641,29 +643,43 @@ async def leased(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool 
     ConnectionLost (`maybe_committed` from tx.commit_sent). `verify` pings the
     connection first (see `_checkout`).
     """
-    pooled, tx = await _checkout(engine, tx_class, verify=verify)
+    lease, tx = await _checkout(engine, tx_class, verify=verify)
     try:
         yield tx
     except BaseException as exc:
-        await _give_back_after(engine, pooled, tx, exc)
+        await _give_back_after(engine, lease, tx, exc)
         raise
-    await greenlet_spawn(pooled.close)
+    await _give_back(engine, lease, tx)
 
 
-async def _give_back_after(engine: AsyncEngine, pooled: PoolProxiedConnection, tx: DriverTx, exc: BaseException) -> None:
+async def _give_back(engine: AsyncEngine, lease: Lease, tx: DriverTx) -> None:
+    """After a transaction that ended well: hold its connection for the next one (sql/held.py)
+    if the engine holds connections and the driver reports it open and clean; else return it
+    to the pool."""
+    pool = engine.pool
+    held = held_for(engine)
+    if held is not None and not tx.is_closed() and not tx.in_transaction() and held.give(lease, pool):
+        return
+    await greenlet_spawn(give_back, lease, pool)
+
+
+async def _give_back_after(engine: AsyncEngine, lease: Lease, tx: DriverTx, exc: BaseException) -> None:
     """After `exc` (an error or a cancellation) on a leased connection: reset it and return it
     to the pool if it is then clean, else invalidate it. Raises ConnectionLost if it turned
-    out dead; otherwise returns, and the caller re-raises `exc`."""
+    out dead (returning the engine's held connections to the pool first: they may be dead
+    too); otherwise returns, and the caller re-raises `exc`."""
     clean = lost = False
+    pooled = lease.pooled
     try:
         clean = await _reset(tx, exc)
     finally:  # also when the reset itself is cancelled
         lost = tx.is_closed()  # (before the pool closes it: invalidated, or an overflow connection)
         if clean:
-            await greenlet_spawn(pooled.close)
+            await greenlet_spawn(give_back, lease, engine.pool)
         else:
             pooled.invalidate(exc)
     if lost and isinstance(exc, Exception) and is_database_error(exc, engine.dialect):
+        await release_held(engine)
         raise ConnectionLost(exc, maybe_committed=tx.commit_sent) from exc
 
 
@@ -678,10 +694,9 @@ async def _reset(tx: DriverTx, error: BaseException) -> bool:
     return not tx.is_closed() and not tx.in_transaction()
 
 
-async def _checkout(
-    engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool
-) -> tuple[PoolProxiedConnection, DriverTx]:
-    """A pooled connection not known to be dead; with `verify`, one that answered a ping.
+async def _checkout(engine: AsyncEngine, tx_class: type[DriverTx], *, verify: bool) -> tuple[Lease, DriverTx]:
+    """A connection not known to be dead: a held one (sql/held.py) if one may be lent, else
+    one from the pool; with `verify`, one from the pool that answered a ping.
 
     After a restart or failover the pool still holds connections the server
     has dropped. asyncpg notices that on its own (is_closed), aiomysql only when
@@ -689,6 +704,16 @@ async def _checkout(
     Dead ones are invalidated and the next is taken: at most as many as were
     idle in the pool, after which the pool connects afresh.
     """
+    held = held_for(engine)
+    if held is not None:
+        lease = None if verify else held.take(engine.pool)
+        if lease is not None:
+            tx = tx_class(lease.pooled.driver_connection)
+            if not tx.is_closed():
+                return lease, tx
+            lease.pooled.invalidate()  # dropped while held: the pool replaces it
+        if len(held):  # too old, or possibly dead: back to the pool, whose checkout sorts them out
+            await release_held(engine)
     pool = engine.pool
     tries = 2 + (pool.checkedin() if isinstance(pool, QueuePool) else 0)
     for attempt in range(tries):
@@ -698,7 +723,7 @@ async def _checkout(
             if not tx.is_closed():
                 if verify:
                     await tx.ping()
-                return pooled, tx
+                return Lease(pooled, pool, monotonic()), tx
             error: Exception = ConnectionError("the pool handed out a closed connection")
         except Exception as exc:  # noqa: BLE001 - whatever failed the ping, the connection is discarded
             error = exc

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import ConfigurationError
 from .dialects import DialectRules
+from .held import hold_connections, release_held
 
 T = TypeVar("T")
 
@@ -66,6 +67,8 @@ class ReadRouter:
     ) -> None:
         self.primary = primary
         self.replicas = [Replica(engine) for engine in replicas]
+        for engine in replicas:  # (made from URLs by the service, which disposes them)
+            hold_connections(engine)
         self.rules = rules
         self.max_staleness_s = max_staleness_s
         self._written: dict[Hashable, float] = {}
@@ -145,6 +148,7 @@ class ReadRouter:
 
     async def dispose(self) -> None:
         for replica in self.replicas:
+            await release_held(replica.engine)
             await replica.engine.dispose()
 
 

@@ -40,6 +40,7 @@ from .cleanup import run_cleanup
 from .database import Database
 from .engine import make_engine, prepare_engine, rules_of
 from .errors import ConnectionLost, translate_errors
+from .held import hold_connections, release_held
 from .history import HistorySQL, SessionHistory
 from .models import DEFAULT_PREFIX
 from .native import DRIVER_TX, DriverRow, DriverTx, NativeSQL, driver_read, driver_read_sets, run_transaction
@@ -102,6 +103,8 @@ class SQLSessionService(SessionService):
             self.r, self.writes, self.options, self._tx_class, native=self._native, read=self._driver_read,
         )
         self._owns_engine = owns_engine
+        if owns_engine:
+            hold_connections(engine)  # (sql/held.py: the hot path skips the pool)
         self.router: ReadRouter | None = None
         """With read_url: which reads go to a replica (sql/replicas.py)."""
         if read_engines:
@@ -146,6 +149,7 @@ class SQLSessionService(SessionService):
         if self.router is not None:
             await self.router.dispose()
         if self._owns_engine:
+            await release_held(self.engine)
             await self.engine.dispose()
 
     async def _ensure_ready(self) -> None:
