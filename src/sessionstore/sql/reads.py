@@ -42,7 +42,7 @@ from ..keys import Key
 from ..records import Event, Session
 from ..state import DELETE, merged_view
 from .batched_reads import EVENT_AT as BATCH_EVENT_AT
-from .batched_reads import BatchedSessionReads
+from .batched_reads import SNAPSHOT, BatchedSessionReads
 from .dialects import DialectRules
 from .models import Tables
 from .native import DriverRow, DriverTx, NativeSQL
@@ -119,9 +119,9 @@ class ReadSQL:
         self.session_only = sql(union.join([session_part, *shared]))
         """session row + shared state, for event_num=0."""
 
-        def page(after_cursor: bool, across_users: bool) -> list[str]:
-            """A page of one user's sessions (or, `across_users`, of an app's), newest first, with
-            the shared state: the app's, and the user state of every user on the page."""
+        def page_rows(after_cursor: bool, across_users: bool) -> tuple[str, str]:
+            """Which sessions a page holds, in order (WHERE ... ORDER BY ... LIMIT), and each row's
+            position in it."""
             if across_users:
                 owner, order = "s.app_name = :app_name", "ORDER BY s.updated_at DESC, s.session_id DESC, s.user_id DESC"
                 tie = "(s.session_id < :c_id OR (s.session_id = :c_id AND s.user_id < :c_user))"
@@ -133,9 +133,15 @@ class ReadSQL:
             # (updated_at, session_id, user_id); elsewhere (PostgreSQL's collations) each row carries
             # its position. (A window function would cost MySQL/MariaDB a scan and a sort.)
             position = "NULL" if rules.ids_sort_as_code_points else f"ROW_NUMBER() OVER ({order})"
+            return f"{owner} AND {alive('s')}{keyset} {order} LIMIT :limit", position
+
+        def page(after_cursor: bool, across_users: bool) -> list[str]:
+            """A page of one user's sessions (or, `across_users`, of an app's), newest first, with
+            the shared state: the app's, and the user state of every user on the page."""
+            which, position = page_rows(after_cursor, across_users)
             inner = (
                 f"SELECT {position} AS n, s.session_id, s.user_id, s.version, s.created_at, s.updated_at, s.state, "
-                f"s.title, s.meta FROM {sessions} s WHERE {owner} AND {alive('s')}{keyset} {order} LIMIT :limit"
+                f"s.title, s.meta FROM {sessions} s WHERE {which}"
             )
             sessions_part = _part(
                 SESSION, f"({inner}) x", "", _NARROW, n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
@@ -156,6 +162,24 @@ class ReadSQL:
         """one page of a user's sessions (+ keyset cursor) + shared state, by ``cursor is not None``."""
         self.app_page: dict[bool, NativeSQL] = {c: sql(union.join(page(c, True))) for c in (False, True)}
         """one page of an app's sessions of every user (+ keyset cursor) + the app's and those users' state."""
+
+        def page_alone(after_cursor: bool) -> str:
+            """The page's sessions on their own (no derived table), in `page`'s layout."""
+            which, position = page_rows(after_cursor, False)
+            return _part(
+                SESSION, f"{sessions} s", which, _NARROW, n1=position, n2="s.version", t1="s.created_at",
+                t2="s.updated_at", s1="s.session_id", j1="s.state", s2="s.title", s3="s.user_id", j2="s.meta",
+            )
+
+        self.batched_page: dict[bool, NativeSQL] | None = None
+        """Where the dialect reads in batches (sql/batched_reads.py): `page` as two SELECTs in one
+        query, the page's sessions and the shared state, in one snapshot; rows in `page`'s layout."""
+        self.page_alone: dict[bool, NativeSQL] | None = None
+        """The first SELECT of `batched_page` (its plan is tested: tests/test_sql_backend.py)."""
+        if rules.batched_reads:
+            shared_rows = union.join(narrow_shared)
+            self.batched_page = {c: sql(f"{SNAPSHOT}; {page_alone(c)}; {shared_rows}") for c in (False, True)}
+            self.page_alone = {c: sql(page_alone(c)) for c in (False, True)}
 
         def events_page(forward: bool) -> str:
             # One page of history through the (session_pk, seq) index, either way; the session row

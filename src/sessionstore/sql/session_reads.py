@@ -94,7 +94,13 @@ class SessionReads:
         }
         if after is not None:
             params.update(c_updated=time(after.updated_at), c_id=after.session_id)
-        rows = await self._read(self.r.page[after is not None], params, user_scopes(user_key.app_name, user_key.user_id))
+        scopes = user_scopes(user_key.app_name, user_key.user_id)
+        batched = self.r.batched_page
+        if batched is None:
+            rows = await self._read(self.r.page[after is not None], params, scopes)
+        else:  # MySQL/MariaDB: the page and the shared state as separate SELECTs in one query
+            page, shared = await self._read_sets(batched[after is not None], params, 2, scopes)
+            rows = [*page, *shared]
         return decode_page(rows, self._tx_class, user_key.app_name, by_position=self.r.page_in_position_order)
 
     async def app_page(self, app_name: str, limit: int, after: Cursor | None, now: datetime) -> list[Session]:
