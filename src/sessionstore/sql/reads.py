@@ -135,6 +135,15 @@ class ReadSQL:
             position = "NULL" if rules.ids_sort_as_code_points else f"ROW_NUMBER() OVER ({order})"
             return f"{owner} AND {alive('s')}{keyset} {order} LIMIT :limit", position
 
+        def page_columns(alias: str, position: str) -> dict[str, str]:
+            """A page row's columns in the narrow layout, read from `alias` (the sessions table,
+            or the derived table over it), with `position` as its place in the page."""
+            return {
+                "n1": position, "n2": f"{alias}.version", "t1": f"{alias}.created_at", "t2": f"{alias}.updated_at",
+                "s1": f"{alias}.session_id", "j1": f"{alias}.state", "s2": f"{alias}.title", "s3": f"{alias}.user_id",
+                "j2": f"{alias}.meta",
+            }
+
         def page(after_cursor: bool, across_users: bool) -> list[str]:
             """A page of one user's sessions (or, `across_users`, of an app's), newest first, with
             the shared state: the app's, and the user state of every user on the page."""
@@ -143,10 +152,7 @@ class ReadSQL:
                 f"SELECT {position} AS n, s.session_id, s.user_id, s.version, s.created_at, s.updated_at, s.state, "
                 f"s.title, s.meta FROM {sessions} s WHERE {which}"
             )
-            sessions_part = _part(
-                SESSION, f"({inner}) x", "", _NARROW, n1="x.n", n2="x.version", t1="x.created_at", t2="x.updated_at",
-                s1="x.session_id", j1="x.state", s2="x.title", s3="x.user_id", j2="x.meta",
-            )
+            sessions_part = _part(SESSION, f"({inner}) x", "", _NARROW, **page_columns("x", "x.n"))
             if not across_users:
                 return [sessions_part, *narrow_shared]
             # The user state of the page's users: the page again (same parameters), as a semi-join
@@ -166,10 +172,7 @@ class ReadSQL:
         def page_alone(after_cursor: bool) -> str:
             """The page's sessions on their own (no derived table), in `page`'s layout."""
             which, position = page_rows(after_cursor, False)
-            return _part(
-                SESSION, f"{sessions} s", which, _NARROW, n1=position, n2="s.version", t1="s.created_at",
-                t2="s.updated_at", s1="s.session_id", j1="s.state", s2="s.title", s3="s.user_id", j2="s.meta",
-            )
+            return _part(SESSION, f"{sessions} s", which, _NARROW, **page_columns("s", position))
 
         self.batched_page: dict[bool, NativeSQL] | None = None
         """Where the dialect reads in batches (sql/batched_reads.py): `page` as two SELECTs in one
