@@ -70,6 +70,16 @@ async def started(target: Any, **options: Any) -> SQLSessionService:
     return svc
 
 
+@pytest.fixture
+async def watched(db: MigratedDb) -> AsyncIterator[tuple[SQLSessionService, PoolCounts]]:
+    """A started service on the module's database and its pool's counts; closed afterwards."""
+    svc = await started(db.url)
+    try:
+        yield svc, watch(svc.engine)
+    finally:
+        await svc.close()
+
+
 def event_(i: int) -> ss.Event:
     return ss.Event(author="a", content={"i": i}, state_delta={"n": i})
 
@@ -95,43 +105,35 @@ async def test_sequential_calls_share_one_held_connection_and_close_returns_it(d
 
 
 async def test_a_connection_idle_too_long_goes_back_to_the_pool(
-    db: MigratedDb, key: ss.Key, monkeypatch: pytest.MonkeyPatch
+    watched: tuple[SQLSessionService, PoolCounts], key: ss.Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(held, "HOLD_IDLE_S", 0.05)
-    svc = await started(db.url)
-    counts = watch(svc.engine)
-    try:
-        session = await svc.create_session(key)
-        await svc.append_event(session, event_(1))
-        await asyncio.sleep(0.1)
-        counts.reset()
-        await svc.append_event(session, event_(2))
-        assert (counts.checkins, counts.checkouts) == (1, 1)  # the idle one returned, one checked out anew
-        await svc.append_event(session, event_(3))
-        assert (counts.checkins, counts.checkouts) == (1, 1)
-    finally:
-        await svc.close()
+    svc, counts = watched
+    session = await svc.create_session(key)
+    await svc.append_event(session, event_(1))
+    await asyncio.sleep(0.1)
+    counts.reset()
+    await svc.append_event(session, event_(2))
+    assert (counts.checkins, counts.checkouts) == (1, 1)  # the idle one returned, one checked out anew
+    await svc.append_event(session, event_(3))
+    assert (counts.checkins, counts.checkouts) == (1, 1)
 
 
 async def test_a_connection_out_of_the_pool_too_long_goes_back_however_busy(
-    db: MigratedDb, key: ss.Key, monkeypatch: pytest.MonkeyPatch
+    watched: tuple[SQLSessionService, PoolCounts], key: ss.Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(held, "HOLD_MAX_S", 0.2)
-    svc = await started(db.url)
-    counts = watch(svc.engine)
-    try:
-        session = await svc.create_session(key)
-        counts.reset()
-        deadline = asyncio.get_running_loop().time() + 0.5
-        turns = 0
-        while asyncio.get_running_loop().time() < deadline:
-            turns += 1
-            await svc.append_event(session, event_(turns))
-        # Busy all along, yet back in the pool at least every 0.2 s (and then checked out again).
-        assert counts.checkins >= 2 and counts.checkouts >= 2
-        assert counts.checkouts < turns
-    finally:
-        await svc.close()
+    svc, counts = watched
+    session = await svc.create_session(key)
+    counts.reset()
+    deadline = asyncio.get_running_loop().time() + 0.5
+    turns = 0
+    while asyncio.get_running_loop().time() < deadline:
+        turns += 1
+        await svc.append_event(session, event_(turns))
+    # Busy all along, yet back in the pool at least every 0.2 s (and then checked out again).
+    assert counts.checkins >= 2 and counts.checkouts >= 2
+    assert counts.checkouts < turns
 
 
 async def test_at_most_pool_size_minus_one_are_held(db: MigratedDb) -> None:
@@ -167,19 +169,18 @@ async def test_a_callers_engine_holds_none(db: MigratedDb, key: ss.Key) -> None:
         await engine.dispose()
 
 
-async def test_a_connection_of_a_replaced_pool_is_not_lent(db: MigratedDb, key: ss.Key) -> None:
-    svc = await started(db.url)
-    try:
-        session = await svc.create_session(key)
-        await svc.append_event(session, event_(1))
-        old_pool = svc.engine.pool
-        await svc.engine.dispose()  # say, an operator's reset after a failover
-        await svc.append_event(session, event_(2))
-        assert svc.engine.pool is not old_pool and svc.engine.pool.checkedout() == 1
-        got = await svc.get_session(key)
-        assert got is not None and got.state == {"n": 2}
-    finally:
-        await svc.close()
+async def test_a_connection_of_a_replaced_pool_is_not_lent(
+    watched: tuple[SQLSessionService, PoolCounts], key: ss.Key
+) -> None:
+    svc, _ = watched
+    session = await svc.create_session(key)
+    await svc.append_event(session, event_(1))
+    old_pool = svc.engine.pool
+    await svc.engine.dispose()  # say, an operator's reset after a failover
+    await svc.append_event(session, event_(2))
+    assert svc.engine.pool is not old_pool and svc.engine.pool.checkedout() == 1
+    got = await svc.get_session(key)
+    assert got is not None and got.state == {"n": 2}
 
 
 @pytest.mark.parametrize("kind", [b for b in SQL_BACKENDS + list(DRIVER_VARIANTS) if b != "sqlite"])
